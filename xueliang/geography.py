@@ -1,0 +1,81 @@
+"""County → towns → villages (→ grids): where every household, camera and account sits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import Table, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from xueliang import validation
+from xueliang.errors import NotFound
+from xueliang.storage.tables import counties, grids, towns, villages
+from xueliang.storage.upsert import insert_or_update
+
+Level = Literal["village", "town", "county"]
+
+
+@dataclass(frozen=True, slots=True)
+class Village:
+    id: str
+    name: str
+    town: str
+    county: str
+
+
+async def put_county(conn: AsyncConnection, id: str, name: str) -> None:
+    """Create the county, or rename it if it exists."""
+    values = {"name": validation.text("name", name, max_length=100)}
+    await insert_or_update(conn, counties, {"id": validation.identifier("id", id)}, values)
+
+
+async def put_town(conn: AsyncConnection, id: str, name: str, county: str) -> None:
+    await _require(conn, counties, "county", county)
+    values = {"name": validation.text("name", name, max_length=100), "county_id": county}
+    await insert_or_update(conn, towns, {"id": validation.identifier("id", id)}, values)
+
+
+async def put_village(conn: AsyncConnection, id: str, name: str, town: str) -> None:
+    await _require(conn, towns, "town", town)
+    values = {"name": validation.text("name", name, max_length=100), "town_id": town}
+    await insert_or_update(conn, villages, {"id": validation.identifier("id", id)}, values)
+
+
+async def put_grid(
+    conn: AsyncConnection, id: str, name: str, village: str, worker: str | None = None
+) -> None:
+    await _require(conn, villages, "village", village)
+    values = {
+        "name": validation.text("name", name, max_length=100),
+        "village_id": village,
+        "worker_name": worker and validation.text("worker", worker, max_length=100),
+    }
+    await insert_or_update(conn, grids, {"id": validation.identifier("id", id)}, values)
+
+
+async def get_village(conn: AsyncConnection, id: str) -> Village:
+    row = (
+        await conn.execute(
+            select(villages.c.id, villages.c.name, villages.c.town_id, towns.c.county_id)
+            .join(towns, towns.c.id == villages.c.town_id)
+            .where(villages.c.id == id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound("village", id)
+    return Village(id=row.id, name=row.name, town=row.town_id, county=row.county_id)
+
+
+async def scope_exists(conn: AsyncConnection, level: Level, id: str) -> bool:
+    """True when `id` names a place of `level` (a staff account's scope)."""
+    return await _exists(conn, {"village": villages, "town": towns, "county": counties}[level], id)
+
+
+async def _exists(conn: AsyncConnection, table: Table, id: str) -> bool:
+    return (await conn.execute(select(table.c.id).where(table.c.id == id))).first() is not None
+
+
+async def _require(conn: AsyncConnection, table: Table, kind: str, id: str) -> None:
+    if not await _exists(conn, table, id):
+        raise NotFound(kind, id)

@@ -1,0 +1,40 @@
+"""Checks for values that people, files and devices hand us; each raises InvalidInput."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from xueliang.errors import InvalidInput
+
+# Ids become MQTT topic levels, Mosquitto usernames and URL path segments: no '/', '+',
+# '#', ':' or spaces, and they start with a letter or digit.
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_PHONE = re.compile(r"\+?[0-9][0-9 -]{2,30}")
+
+
+def identifier(field: str, value: str) -> str:
+    if not _ID.fullmatch(value):
+        raise InvalidInput(
+            field, "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return value
+
+
+def text(field: str, value: str, *, max_length: int, required: bool = True) -> str:
+    """Plain one-line text: trimmed, NFC-normalised, no control characters."""
+    value = unicodedata.normalize("NFC", value.strip())
+    if required and not value:
+        raise InvalidInput(field, "must not be empty")
+    if len(value) > max_length:
+        raise InvalidInput(field, f"must be at most {max_length} characters")
+    if any(unicodedata.category(ch)[0] == "C" for ch in value):
+        raise InvalidInput(field, "must not contain control characters")
+    return value
+
+
+def phone(field: str, value: str) -> str:
+    value = value.strip()
+    if value and not _PHONE.fullmatch(value):
+        raise InvalidInput(field, "must be digits, spaces or '-', optionally starting with '+'")
+    return value
