@@ -87,6 +87,21 @@ async def db(db_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
+async def county(db: Database) -> Database:
+    """A small county on each backend: two towns, three villages, nobody living there."""
+    from xueliang import geography
+
+    async with db.transaction() as conn:
+        await geography.put_county(conn, "xinjin", "新津县")
+        await geography.put_town(conn, "puxing", "普兴镇", "xinjin")
+        await geography.put_town(conn, "anxi", "安西镇", "xinjin")
+        await geography.put_village(conn, "qilong", "骑龙社区", "puxing")
+        await geography.put_village(conn, "other", "其他村", "puxing")
+        await geography.put_village(conn, "anxicun", "安西村", "anxi")
+    return db
+
+
+@pytest.fixture
 def secret_key(tmp_path: Path) -> bytes:
     return load_secret_key(tmp_path / "var")
 

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -36,13 +33,6 @@ def require_binary(name: str) -> str:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def xueliang(
     *args: str, env: Mapping[str, str], stdin: str | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
@@ -56,18 +46,3 @@ def xueliang(
         timeout=timeout,
         check=False,
     )
-
-
-def wait_http(url: str, timeout: float = 30) -> bytes:
-    """GET `url` until it answers 2xx or `timeout` passes."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310  (loopback)
-                body: bytes = response.read()
-                return body
-        except OSError as e:
-            last = e
-            time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer within {timeout}s: {last}")

@@ -18,7 +18,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.helpers import free_port, wait_http
+from bench.procs import descendants, free_port, wait_http
 
 pytestmark = pytest.mark.slow
 
@@ -31,18 +31,7 @@ class Running:
 
     def children(self) -> set[int]:
         """Every descendant process (ffmpeg, brokers…) of the server."""
-        found: set[int] = set()
-        todo = [self.process.pid]
-        while todo:
-            pid = todo.pop()
-            for task in Path(f"/proc/{pid}/task").glob("*"):
-                try:
-                    kids = {int(k) for k in (task / "children").read_text().split()}
-                except OSError:
-                    continue
-                found |= kids
-                todo += kids
-        return found
+        return descendants(self.process.pid)
 
     def stop(self, sig: signal.Signals) -> tuple[int, str, str]:
         self.process.send_signal(sig)

@@ -12,17 +12,6 @@ from xueliang.storage import Database
 HOSTILE_IDS = ["", "a/b", "dev+", "dev#", "../etc", "has space", "x" * 65, "dev:1", "设备", "-lead"]
 
 
-@pytest.fixture
-async def county(db: Database) -> Database:
-    async with db.transaction() as conn:
-        await geography.put_county(conn, "xinjin", "新津县")
-        await geography.put_town(conn, "puxing", "普兴镇", "xinjin")
-        await geography.put_town(conn, "anxi", "安西镇", "xinjin")
-        await geography.put_village(conn, "qilong", "骑龙社区", "puxing")
-        await geography.put_village(conn, "anxicun", "安西村", "anxi")
-    return db
-
-
 async def test_geography_chain(county: Database) -> None:
     async with county.read() as conn:
         village = await geography.get_village(conn, "qilong")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from xueliang import devices, geography, households
+from xueliang import devices, households
 from xueliang.errors import InvalidInput
 from xueliang.provisioning import MAX_BYTES, import_devices
 from xueliang.storage import Database
@@ -17,15 +17,12 @@ HEADER = "device,household,village,household_name,address,phone\n"
 
 
 @pytest.fixture
-async def county(db: Database) -> Database:
-    async with db.transaction() as conn:
-        await geography.put_county(conn, "xinjin", "新津县")
-        await geography.put_town(conn, "puxing", "普兴镇", "xinjin")
-        await geography.put_village(conn, "qilong", "骑龙社区", "puxing")
-        await geography.put_village(conn, "other", "其他村", "puxing")
+async def county(county: Database) -> Database:
+    """The shared county plus one household that already has a button."""
+    async with county.transaction() as conn:
         await households.add(conn, village="qilong", name="老住户", id="h-old")
         await devices.add(conn, household="h-old", id="btn-taken")
-    return db
+    return county
 
 
 ROSTER = (
