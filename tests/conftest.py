@@ -3,11 +3,15 @@ XL_TEST_POSTGRES_URL is set (CI sets it and XL_TEST_REQUIRE_ALL=1)."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pluggy
@@ -15,6 +19,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.helpers import REQUIRE_ALL, missing
+from tests.mosquitto import Mosquitto
 from xueliang.signing import load_secret_key
 from xueliang.storage import Database, upgrade
 
@@ -138,3 +143,41 @@ async def demo_db(demo_dir: Path) -> AsyncIterator[Database]:
     database = Database(f"sqlite:///{demo_dir / 'xueliang.db'}")
     yield database
     await database.close()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A real Mosquitto on a free port (anonymous, persistent), stopped after the test."""
+    broker = Mosquitto(tmp_path / "mosquitto").start()
+    yield broker
+    broker.stop()
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+Cli = Callable[..., CliResult]
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], demo_dir: Path) -> Cli:
+    """Run `xueliang ...` in this process against a copy of the seeded demo county."""
+    from xueliang.cli import main
+
+    monkeypatch.setenv("XL_DATA_DIR", str(demo_dir))
+
+    def run(*argv: str, stdin: str = "") -> CliResult:
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        code = main(list(argv))
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

@@ -108,6 +108,32 @@ def test_embedded_broker_carries_messages(demo: Running) -> None:
     assert received == [b"ping"]
 
 
+def test_demo_button_alarm_is_answered(demo: Running) -> None:
+    """Zero setup, end to end: a demo button's alarm through the embedded broker is
+    stored and answered `received`."""
+    answered = threading.Event()
+    acks: list[bytes] = []
+
+    def on_message(_c: object, _u: object, message: mqtt.MQTTMessage) -> None:
+        acks.append(bytes(message.payload))
+        answered.set()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="btn-qilong-001")
+    client.on_message = on_message
+    client.connect("127.0.0.1", demo.mqtt)
+    client.loop_start()
+    try:
+        client.subscribe("xl/dev/btn-qilong-001/ack", qos=1)
+        for _ in range(50):  # a button resends until it hears `received`
+            client.publish("xl/dev/btn-qilong-001/alarm", b'{"id":"demo-1","kind":"panic"}', 1)
+            if answered.wait(0.2):
+                break
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    assert json.loads(acks[0]) == {"id": "demo-1", "alarm": 1, "state": "received"}
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_stops_cleanly(demo: Running, sig: signal.Signals) -> None:
     """Ctrl-C or a service manager's SIGTERM: exit 0, no traceback, no orphans."""

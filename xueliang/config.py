@@ -96,6 +96,17 @@ class MqttSettings(Section):
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
         description="Client id of the bridge; stable, so the broker keeps its session.",
     )
+    protocol: Literal["5", "3.1.1"] = Field(
+        "5",
+        description="MQTT version spoken to the broker (the embedded demo broker is 3.1.1).",
+    )
+    session_expiry_s: int = Field(
+        7 * 86_400,
+        ge=60,
+        le=2**32 - 1,
+        description="How long the broker keeps the bridge's session (and queues alarms for "
+        "it) while the bridge is down.",
+    )
 
 
 class DatabaseSettings(Section):
@@ -140,6 +151,73 @@ class EscalationSettings(Section):
     )
 
 
+class AlarmSettings(Section):
+    cancel_grace_s: float = Field(
+        120.0,
+        ge=0,
+        le=3600,
+        description="Seconds after raising during which a household may cancel its alarm.",
+    )
+    max_clock_skew_s: float = Field(
+        20.0,
+        ge=0,
+        le=3600,
+        description="A device timestamp further in the future than this is ignored "
+        "(the time of receipt is used instead).",
+    )
+
+
+class UpstreamBroker(Section):
+    url: MqttUrl = Field(description="The town centre's own broker, mqtt:// or mqtts://.")
+
+
+class ZigbeeSettings(Section):
+    base_topic: str = Field(
+        "zigbee2mqtt",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="Zigbee2MQTT's base topic on the same broker.",
+    )
+    alarm_actions: tuple[str, ...] = Field(
+        ("emergency", "sos", "single"),
+        description="Values of `action` that raise a panic alarm.",
+    )
+    devices: dict[str, str] = Field(
+        default_factory=dict,
+        description="Zigbee2MQTT friendly name → registered device id.",
+    )
+
+
+class BridgeSettings(Section):
+    batch_max: int = Field(
+        500, ge=1, le=10_000, description="Most alarm messages stored in one transaction."
+    )
+    heartbeat_flush_s: float = Field(
+        1.0, gt=0, le=60, description="Heartbeats are written to the database this often."
+    )
+    supervision_check_s: float = Field(
+        30.0, gt=0, le=3600, description="How often silent devices are looked for."
+    )
+    low_battery: int = Field(
+        20, ge=0, le=100, description="Battery percentage below which a device is reported."
+    )
+    flood_burst: int = Field(
+        10, ge=1, le=1000, description="Alarm messages a device may send at once."
+    )
+    flood_per_minute: float = Field(
+        30.0,
+        gt=0,
+        le=6000,
+        description="Alarm messages per minute a device may keep sending (a stuck button).",
+    )
+    upstream: dict[str, UpstreamBroker] = Field(
+        default_factory=dict,
+        description="Town id → that town centre's broker; its alarms are also forwarded there.",
+    )
+    zigbee2mqtt: ZigbeeSettings | None = Field(
+        None, description="Zigbee2MQTT buttons mapped to devices (off when absent)."
+    )
+
+
 class VideoSettings(Section):
     ffmpeg: Path | None = Field(
         None,
@@ -161,6 +239,8 @@ class Settings(Section):
     escalation: EscalationSettings = Field(
         default_factory=EscalationSettings, description="Alarm escalation deadlines."
     )
+    alarms: AlarmSettings = Field(default_factory=AlarmSettings, description="Alarm handling.")
+    bridge: BridgeSettings = Field(default_factory=BridgeSettings, description="MQTT bridge.")
     video: VideoSettings = Field(default_factory=VideoSettings, description="Video relay.")
 
     @property

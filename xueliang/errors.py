@@ -58,3 +58,7 @@ class SchemaOutdated(XueliangError):
 
 class FfmpegNotFound(XueliangError):
     """Neither a configured, a system nor a bundled ffmpeg binary could be found."""
+
+
+class InvalidTransition(Conflict):
+    """The alarm's state does not allow that action (e.g. resolving a cancelled alarm)."""

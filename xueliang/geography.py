@@ -79,3 +79,20 @@ async def _exists(conn: AsyncConnection, table: Table, id: str) -> bool:
 async def _require(conn: AsyncConnection, table: Table, kind: str, id: str) -> None:
     if not await _exists(conn, table, id):
         raise NotFound(kind, id)
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a staff account or a centre system may see and act on."""
+
+    level: Level
+    id: str
+
+    def covers(self, village: str | None, town: str | None) -> bool:
+        """True for a place inside this scope; unplaced things (an unregistered
+        device's alarm) belong to the county alone."""
+        if self.level == "county":
+            return True
+        if self.level == "town":
+            return town is not None and town == self.id
+        return village is not None and village == self.id

@@ -17,6 +17,7 @@ from xueliang.storage.tables import households as households_table
 from xueliang.storage.tables import villages
 
 HEADER = ("device", "household", "village", "household_name", "address", "phone")
+HEADER_LINE = ",".join(HEADER) + "\n"
 MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 200_000
 _MAX_FIELD = 1_000  # longer than any valid value; keeps a broken file from eating memory

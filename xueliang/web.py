@@ -16,6 +16,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from xueliang import __version__
+from xueliang.alarms import AlarmService
 from xueliang.config import Settings
 from xueliang.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from xueliang.metrics import Metrics
@@ -37,6 +38,7 @@ HealthCheck = Callable[[], Awaitable[PartHealth]]
 SETTINGS = web.AppKey("settings", Settings)
 SECRET_KEY = web.AppKey("secret_key", bytes)
 DATABASE = web.AppKey("database", Database)
+ALARMS = web.AppKey("alarms", AlarmService)
 METRICS = web.AppKey("metrics", Metrics)
 HEALTH_CHECKS = web.AppKey("health_checks", dict[str, HealthCheck])
 
@@ -67,6 +69,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         await db.close()
         raise
     app[DATABASE] = db
+    app[ALARMS] = AlarmService.from_settings(db, settings)
 
     async def check() -> PartHealth:
         try:

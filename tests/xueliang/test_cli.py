@@ -2,45 +2,14 @@
 
 from __future__ import annotations
 
-import io
-import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import pytest
-
+from tests.conftest import Cli
 from tests.helpers import xueliang
-from xueliang.cli import main
 from xueliang.demo import HOUSEHOLDS, STAFF
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], demo_dir: Path) -> Any:
-    """Run `xueliang ...` in this process against a copy of the seeded demo county."""
-    monkeypatch.setenv("XL_DATA_DIR", str(demo_dir))
-
-    def run(*argv: str, stdin: str = "") -> Result:
-        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-        code = main(list(argv))
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
-
-
-def test_seed_demo_is_idempotent_with_stable_ids(cli: Any) -> None:
+def test_seed_demo_is_idempotent_with_stable_ids(cli: Cli) -> None:
     """Docs and tests rely on the contract's demo ids; seeding twice changes nothing."""
     first = cli("seed-demo", "--json").json
     second = cli("seed-demo", "--json").json
@@ -60,13 +29,13 @@ def test_seed_demo_is_idempotent_with_stable_ids(cli: Any) -> None:
     assert first["cameras"] == [{"id": "qilong-square", "village": "qilong"}]
 
 
-def test_seed_demo_text_shows_links_and_console(cli: Any) -> None:
+def test_seed_demo_text_shows_links_and_console(cli: Cli) -> None:
     out = cli("seed-demo").out
     assert "http://localhost:8080/tv/pair/" in out
     assert "http://localhost:8080/centre/" in out
 
 
-def test_reissued_demo_link_is_not_reprinted(cli: Any) -> None:
+def test_reissued_demo_link_is_not_reprinted(cli: Cli) -> None:
     """After an operator re-issues a link, seeding again must not print the dead one."""
     cli("household", "reissue", "--id", "qilong-001", "--json")
     county = cli("seed-demo", "--json").json
@@ -74,7 +43,7 @@ def test_reissued_demo_link_is_not_reprinted(cli: Any) -> None:
     assert link["qilong-001"] is None and link["qilong-002"] is not None
 
 
-def test_household_and_device_add(cli: Any) -> None:
+def test_household_and_device_add(cli: Cli) -> None:
     added = cli(
         "household", "add", "--village", "qilong", "--name", "周家", "--id", "qilong-100",
         "--address", "骑龙社区9组1号", "--phone", "028-8000-0999", "--json",
@@ -90,7 +59,7 @@ def test_household_and_device_add(cli: Any) -> None:
     assert named.json["id"] == "btn-x1"
 
 
-def test_refusals_exit_1_with_a_reason(cli: Any) -> None:
+def test_refusals_exit_1_with_a_reason(cli: Cli) -> None:
     unknown = cli("device", "add", "--household", "nobody", "--json")
     assert unknown.code == 1 and "household 'nobody' not found" in unknown.err
     dup = cli("household", "add", "--village", "qilong", "--name", "x", "--id", "qilong-001")
@@ -99,7 +68,7 @@ def test_refusals_exit_1_with_a_reason(cli: Any) -> None:
     assert bad.code == 1 and "household:" in bad.err
 
 
-def test_staff_add_reads_password_from_stdin(cli: Any) -> None:
+def test_staff_add_reads_password_from_stdin(cli: Cli) -> None:
     ok = cli(
         "staff", "add", "--username", "puxing-2", "--role", "town", "--scope", "puxing",
         "--password-stdin", "--json", stdin="a long passphrase\n",
@@ -118,7 +87,7 @@ def test_staff_add_reads_password_from_stdin(cli: Any) -> None:
     assert wrong_scope.code == 1 and "county 'puxing' not found" in wrong_scope.err
 
 
-def test_camera_add_hides_credentials(cli: Any) -> None:
+def test_camera_add_hides_credentials(cli: Cli) -> None:
     added = cli(
         "camera", "add", "--id", "gate", "--name", "村口", "--village", "anxicun",
         "--url", "rtsp://admin:hunter2@192.0.2.7/live", "--mask", "0.1,0.1,0.2,0.2",
@@ -133,7 +102,7 @@ def test_camera_add_hides_credentials(cli: Any) -> None:
     assert bad.code == 1 and "outside the frame" in bad.err
 
 
-def test_device_import_command(cli: Any, tmp_path: Path) -> None:
+def test_device_import_command(cli: Cli, tmp_path: Path) -> None:
     roster = tmp_path / "roster.csv"
     roster.write_text(
         "device,household,village,household_name,address,phone\n"
@@ -150,7 +119,7 @@ def test_device_import_command(cli: Any, tmp_path: Path) -> None:
     assert cli("device", "import", str(tmp_path / "absent.csv")).code == 1
 
 
-def test_db_commands(cli: Any) -> None:
+def test_db_commands(cli: Cli) -> None:
     status = cli("db", "status", "--json").json
     assert status["current"] == status["head"]
     assert cli("db", "upgrade", "--json").json == {"revision": status["head"]}

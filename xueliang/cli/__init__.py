@@ -125,6 +125,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="stb", choices=cameras.PROFILES)
     p.add_argument("--private", action="store_true", help="staff only, not shown to households")
     _json_flag(p).set_defaults(handler=commands.camera_add)
+
+    p = sub.add_parser("mosquitto-config", help="password_file + acl_file + conf for Mosquitto")
+    p.add_argument("--dir", required=True, type=Path, help="where to write the three files")
+    p.add_argument("--port", type=int, default=1883, help="the broker's listener port")
+    p.add_argument("--bind", default="0.0.0.0", help="the listener's address")  # noqa: S104
+    _json_flag(p).set_defaults(handler=commands.mosquitto_config)
     return parser
 
 
@@ -140,5 +146,5 @@ def _configure_logging(level: str) -> None:
         stream=sys.stderr,
     )
     if level != "debug":
-        for noisy in ("amqtt", "transitions", "aiohttp.access"):
+        for noisy in ("amqtt", "transitions", "aiohttp.access", "alembic"):
             logging.getLogger(noisy).setLevel(logging.WARNING)

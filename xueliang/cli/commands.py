@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mqtt_bridge import acl
 from xueliang import cameras, demo, devices, households, provisioning, staff
 from xueliang.cli.output import EXIT_REFUSED, answer, demo_summary, with_db
 from xueliang.config import Settings
@@ -163,3 +164,60 @@ def camera_add(args: argparse.Namespace, settings: Settings) -> int:
     }
     answer(args, data, f"camera {camera.id} in {camera.village}: {camera.display_url}")
     return 0
+
+
+def mosquitto_config(args: argparse.Namespace, settings: Settings) -> int:
+    accounts = with_db(settings, acl.device_accounts)
+    try:
+        files = acl.write_config(
+            args.dir, devices=accounts, mqtt=settings.mqtt, port=args.port, bind=args.bind
+        )
+    except OSError as e:
+        print(f"xueliang: cannot write {args.dir}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_REFUSED
+    answer(args, files.as_json(), _mosquitto_text(files, settings, args))
+    return 0
+
+
+def _mosquitto_text(files: acl.MosquittoFiles, settings: Settings, args: argparse.Namespace) -> str:
+    bridge = files.bridge
+    lines = [
+        f"Mosquitto files for {files.devices} devices and the bridge in {files.folder}:",
+        f"  {files.password_file}  (mode 0600)",
+        f"  {files.acl_file}",
+        f"  {files.conf}",
+    ]
+    if bridge.source == "url":
+        lines.append(f"Bridge account {bridge.username!r} with the password in XL_MQTT_URL.")
+    elif bridge.source == "kept":
+        lines.append(
+            f"Bridge account {bridge.username!r} kept as it was (its password was shown when "
+            "it was made; delete the password file for a new one)."
+        )
+    else:
+        assert bridge.password is not None
+        lines += [
+            f"Bridge account {bridge.username!r}, new password (shown once): {bridge.password}",
+            f"  set XL_MQTT_URL={_bridge_url(settings, args, bridge.username, bridge.password)}",
+        ]
+    lines += [
+        f"Start the broker:  mosquitto -c {files.conf}",
+        "After provisioning devices, run this command again, then `kill -HUP <mosquitto pid>`",
+        "reloads the accounts and the ACL.",
+        "Mosquitto started as root switches to the user `mosquitto`: give it the folder once",
+        f"with `chown -R mosquitto: {files.folder}` (re-runs keep the files' owner).",
+    ]
+    return "\n".join(lines)
+
+
+def _bridge_url(settings: Settings, args: argparse.Namespace, username: str, password: str) -> str:
+    """The broker URL with new credentials: the configured address, else the listener's."""
+    url = settings.mqtt.url
+    if url is not None and url.host:
+        scheme, host, port = url.scheme, url.host, url.port or args.port
+    else:
+        wildcard = args.bind in ("0.0.0.0", "::")  # noqa: S104
+        scheme, host, port = "mqtt", "127.0.0.1" if wildcard else args.bind, args.port
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{scheme}://{username}:{password}@{host}:{port}"

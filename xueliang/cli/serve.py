@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 
 from aiohttp import web
 
-import mqtt_bridge.embedded_broker
+import mqtt_bridge.bridge
 import stb_portal.app
 import video_relay.app
 from mqtt_bridge.embedded_broker import EmbeddedBrokerError
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 PARTS: dict[str, Callable[[web.Application], None]] = {
     "portal": stb_portal.app.setup,
     "relay": video_relay.app.setup,
-    "bridge": mqtt_bridge.embedded_broker.setup,
+    "bridge": mqtt_bridge.bridge.setup,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -13,6 +14,7 @@ from sqlalchemy import Connection, text
 from xueliang.errors import SchemaOutdated
 from xueliang.storage.engine import Database
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Any constant: PostgreSQL advisory lock that serialises concurrent upgrades.
 _UPGRADE_LOCK = 0x584C_0001
@@ -41,7 +43,11 @@ async def current_revision(db: Database) -> str | None:
 
 async def upgrade(db: Database, revision: str = "head") -> None:
     """Migrate to `revision`, one process at a time."""
+    before = await current_revision(db)
     await _run(db, lambda cfg: command.upgrade(cfg, revision))
+    after = await current_revision(db)
+    if after != before:
+        log.info("database schema upgraded from %s to %s", before or "empty", after)
 
 
 async def downgrade(db: Database, revision: str) -> None:

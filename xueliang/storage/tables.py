@@ -9,12 +9,14 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
     false,
+    text,
     true,
 )
 
@@ -129,4 +131,101 @@ cameras = Table(
     Column("public", Boolean, nullable=False, server_default=true()),
     Column("masks", JSON, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+)
+
+# --- alarms (the MQTT bridge and the TV raise them through xueliang.alarms) ---------
+
+alarms = Table(
+    "alarms",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("state", String(16), nullable=False),
+    Column("level", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("source", String(16), nullable=False),
+    # No foreign key: an unregistered device's alarm is stored all the same.
+    Column("device_id", String(ID)),
+    Column("household_id", ForeignKey("households.id")),
+    Column("village_id", ForeignKey("villages.id")),
+    Column("town_id", ForeignKey("towns.id"), index=True),
+    Column("unregistered", Boolean, nullable=False, server_default=false()),
+    Column("presses", Integer, nullable=False, server_default="1"),
+    Column("message_id", String(64)),
+    Column("battery", Integer),
+    Column("device_ts", UtcDateTime),
+    Column("raised_at", UtcDateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("acknowledged_at", UtcDateTime),
+    Column("acknowledged_by", String(NAME)),
+    Column("dispatched_at", UtcDateTime),
+    Column("dispatched_by", String(NAME)),
+    Column("closed_at", UtcDateTime),
+    Column("closed_by", String(NAME)),
+    # Stored deadline, so escalation survives restarts; NULL once acted on or escalated.
+    Column("escalate_at", UtcDateTime, index=True),
+    Column("escalated_at", UtcDateTime),
+    CheckConstraint(
+        "state IN ('received', 'acknowledged', 'dispatched', 'resolved', 'false_alarm', "
+        "'cancelled')",
+        name="state",
+    ),
+    CheckConstraint("level IN ('town', 'county')", name="level"),
+    CheckConstraint("presses >= 1", name="presses"),
+    # At most one open alarm per household, whichever process raises it: a second
+    # press anywhere joins it (the loser of a race retries and joins).
+    Index(
+        "uq_alarms_open_household",
+        "household_id",
+        unique=True,
+        sqlite_where=text("state IN ('received', 'acknowledged', 'dispatched')"),
+        postgresql_where=text("state IN ('received', 'acknowledged', 'dispatched')"),
+    ),
+)
+
+alarm_messages = Table(
+    "alarm_messages",
+    metadata,
+    # (device, message id) of every alarm message ever stored: resends are dropped.
+    Column("device_id", String(ID), primary_key=True),
+    Column("message_id", String(64), primary_key=True),
+    Column("alarm_id", ForeignKey("alarms.id"), nullable=False, index=True),
+    Column("received_at", UtcDateTime, nullable=False),
+)
+
+alarm_events = Table(
+    "alarm_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alarm_id", ForeignKey("alarms.id"), nullable=False, index=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("action", String(24), nullable=False),
+    Column("actor", String(NAME), nullable=False),
+    Column("source", String(24), nullable=False),
+    Column("note", Text),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    # Messages to publish, in id order per destination, deleted only after PUBACK.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("destination", String(ID), nullable=False),
+    Column("topic", String(255), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_outbox_destination_id", "destination", "id"),
+)
+
+supervision_events = Table(
+    "supervision_events",
+    metadata,
+    # Device offline / back online / low battery: low priority, never in the alarm queue.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_id", ForeignKey("devices.id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("detail", String(200), nullable=False, server_default=""),
+    CheckConstraint("kind IN ('offline', 'online', 'low_battery')", name="kind"),
 )

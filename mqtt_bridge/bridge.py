@@ -1,0 +1,280 @@
+"""The MQTT bridge: routes every message of the contract to its handler, runs the
+outbox forwarders, the escalation clock and device supervision, and reports its
+health. `setup(app)` adds it to a process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from sqlalchemy import func, select
+
+from mqtt_bridge import embedded_broker
+from mqtt_bridge.client import Broker, Message, MqttClient, NotConnected, Will
+from mqtt_bridge.escalation import run_escalation
+from mqtt_bridge.ingest import AlarmIngest
+from mqtt_bridge.metrics import BridgeMetrics
+from mqtt_bridge.outbox import OutboxForwarder, depth
+from mqtt_bridge.ratelimit import DeviceLimiter
+from mqtt_bridge.supervision import Supervision
+from xueliang.alarms import AlarmService, RaiseRequest
+from xueliang.config import Settings
+from xueliang.errors import InvalidTransition, NotFound
+from xueliang.geography import Scope
+from xueliang.messages import Command, Rejected, ZigbeeEvent, parse
+from xueliang.storage import Database
+from xueliang.storage.tables import alarms, counties
+from xueliang.storage.types import utcnow
+from xueliang.telemetry import Reading
+from xueliang.topics import Topics
+from xueliang.web import ALARMS, DATABASE, METRICS, SETTINGS, PartHealth, add_health_check
+
+log = logging.getLogger(__name__)
+
+METRICS_REFRESH_S = 5.0
+STATES = ("received", "acknowledged", "dispatched", "resolved", "false_alarm", "cancelled")
+
+
+class Bridge:
+    def __init__(
+        self, settings: Settings, db: Database, service: AlarmService, metrics: BridgeMetrics
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.service = service
+        self.metrics = metrics
+        self.topics = Topics(settings.mqtt.topic_prefix)
+        self.county: str | None = None
+        mqtt = settings.mqtt
+        if mqtt.url is not None:
+            broker, protocol = Broker.from_url(mqtt.url), mqtt.protocol
+        else:  # the embedded demo broker speaks MQTT 3.1.1 only
+            broker, protocol = Broker("127.0.0.1", mqtt.embedded_port), "3.1.1"
+        self.zigbee = settings.bridge.zigbee2mqtt
+        subscriptions = self.topics.subscriptions()
+        if self.zigbee is not None:
+            subscriptions.append((f"{self.zigbee.base_topic}/+", 1))
+        self.client = MqttClient(
+            broker,
+            client_id=mqtt.client_id,
+            protocol=protocol,
+            persistent=True,
+            session_expiry_s=mqtt.session_expiry_s,
+            manual_ack=True,
+            will=Will(self.topics.bridge_status, b"offline"),
+            subscriptions=subscriptions,
+            on_message=self._route,
+            on_connected=self._announce_online,
+        )
+        options = settings.bridge
+        self.ingest = AlarmIngest(
+            service,
+            self.client,
+            self.topics,
+            metrics,
+            DeviceLimiter(options.flood_burst, options.flood_per_minute),
+            options.batch_max,
+        )
+        self.supervision = Supervision(
+            db,
+            metrics,
+            flush_s=options.heartbeat_flush_s,
+            check_s=options.supervision_check_s,
+            low_battery=options.low_battery,
+        )
+        self.upstream = {
+            town: MqttClient(
+                Broker.from_url(up.url),
+                client_id=f"{mqtt.client_id}-{town}",
+                protocol=mqtt.protocol,
+                persistent=False,  # the outbox is our persistence towards centres
+            )
+            for town, up in options.upstream.items()
+        }
+        self.forwarders = [OutboxForwarder(db, "local", self.client)] + [
+            OutboxForwarder(db, town, client) for town, client in self.upstream.items()
+        ]
+        self.commands: asyncio.Queue[tuple[Message, str]] = asyncio.Queue()
+        self.escalation_wake = asyncio.Event()
+        service.listeners.append(self._changed)
+
+    # --- running -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        async with self.db.read() as conn:
+            self.county = (await conn.execute(select(func.min(counties.c.id)))).scalar_one()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.client.run(), name="mqtt-main")
+            for client in self.upstream.values():
+                tasks.create_task(client.run(), name=f"mqtt-{client.client_id}")
+            tasks.create_task(self.ingest.run(), name="alarm-ingest")
+            for forwarder in self.forwarders:
+                tasks.create_task(forwarder.run(), name=f"outbox-{forwarder.destination}")
+            tasks.create_task(
+                run_escalation(self.service, self.metrics, self.escalation_wake), name="escalation"
+            )
+            tasks.create_task(self.supervision.run_flush(), name="telemetry-flush")
+            tasks.create_task(self.supervision.run_checks(), name="supervision")
+            tasks.create_task(self._run_commands(), name="centre-commands")
+            tasks.create_task(self._refresh_metrics(), name="bridge-metrics")
+
+    async def stop(self) -> None:
+        """Say goodbye on the status topic, write pending telemetry, disconnect."""
+        with contextlib.suppress(NotConnected, TimeoutError):
+            async with asyncio.timeout(2):
+                await self.client.publish(self.topics.bridge_status, "offline", 1, retain=True)
+        await self.supervision.flush()
+        for client in (self.client, *self.upstream.values()):
+            await client.disconnect()
+
+    def health(self) -> PartHealth:
+        connected = self.client.connected.is_set()
+        return PartHealth(
+            "ok" if connected else "degraded",
+            {
+                "broker": str(self.client.broker),
+                "connected": connected,
+                "queued_alarms": self.ingest.queue.qsize(),
+                "upstream": {t: c.connected.is_set() for t, c in self.upstream.items()},
+            },
+        )
+
+    def _changed(self) -> None:
+        for forwarder in self.forwarders:
+            forwarder.wake.set()
+        self.escalation_wake.set()
+
+    def _announce_online(self) -> None:
+        with contextlib.suppress(NotConnected):
+            self.client.publish(self.topics.bridge_status, "online", qos=1, retain=True)
+
+    # --- routing (paho callback, on the loop) --------------------------------------
+
+    def _route(self, message: Message) -> None:
+        parsed = self.topics.parse_device(message.topic)
+        if parsed is not None:
+            device, channel = parsed
+            if channel == "alarm":
+                alarm = self.ingest.submit(message, device)
+                if alarm is not None:  # an alarm is a sign of life too
+                    self.supervision.note(device, Reading(at=utcnow(), battery=alarm.battery))
+                return
+            if channel == "heartbeat":
+                self.supervision.heartbeat(message, device)
+            else:
+                self.supervision.status(message, device)
+            self.client.ack(message)
+            return
+        town = self.topics.parse_command(message.topic)
+        if town is not None:
+            self.commands.put_nowait((message, town))
+            return
+        if self.zigbee is not None and message.topic.startswith(self.zigbee.base_topic + "/"):
+            self._zigbee(message)
+            return
+        self.ingest.reject(message, "bad_topic", "not a topic of the contract")
+
+    def _zigbee(self, message: Message) -> None:
+        assert self.zigbee is not None
+        name = message.topic[len(self.zigbee.base_topic) + 1 :]
+        device = self.zigbee.devices.get(name)
+        if device is None:  # Zigbee2MQTT also reports lamps and sensors: not ours
+            self.client.ack(message)
+            return
+        try:
+            event = parse(ZigbeeEvent, message.payload)
+        except Rejected as e:
+            self.ingest.reject(message, e.reason, f"zigbee {name}: {e}")
+            return
+        battery = None if event.battery is None else max(0, min(100, round(event.battery)))
+        self.supervision.note(device, Reading(at=utcnow(), battery=battery))
+        if event.action in self.zigbee.alarm_actions:
+            # Zigbee buttons have no message id: a redelivery joins the open alarm.
+            self.ingest.submit_request(message, RaiseRequest("button", "panic", device=device))
+        else:
+            self.client.ack(message)
+
+    # --- centre commands -----------------------------------------------------------
+
+    async def _run_commands(self) -> None:
+        while True:
+            message, town = await self.commands.get()
+            await self._command(message, town)
+
+    async def _command(self, message: Message, town: str) -> None:
+        try:
+            command = parse(Command, message.payload)
+        except Rejected as e:
+            self.ingest.reject(message, e.reason, f"command from {town}: {e}")
+            return
+        # A town's system acts on its town's alarms; the county's on all of them.
+        scope = Scope("county", town) if town == self.county else Scope("town", town)
+        try:
+            await self.service.act(
+                command.alarm,
+                command.domain_action,
+                by=command.by,
+                source=f"centre:{town}",
+                note=command.note,
+                scope=scope,
+            )
+        except NotFound:
+            self.ingest.reject(message, "unknown_alarm", f"{town} cannot act on {command.alarm}")
+            return
+        except InvalidTransition as e:
+            self.ingest.reject(message, "invalid_transition", str(e))
+            return
+        self.client.ack(message)
+
+    # --- metrics -------------------------------------------------------------------
+
+    async def _refresh_metrics(self) -> None:
+        while True:
+            async with self.db.read() as conn:
+                rows = await conn.execute(
+                    select(alarms.c.state, func.count()).group_by(alarms.c.state)
+                )
+                counts: dict[str, int] = {row[0]: row[1] for row in rows}
+            for state in STATES:
+                self.metrics.alarms.labels(state).set(counts.get(state, 0))
+            waiting = await depth(self.db)
+            for forwarder in self.forwarders:
+                self.metrics.outbox_depth.labels(forwarder.destination).set(
+                    waiting.get(forwarder.destination, 0)
+                )
+            self.metrics.connected.labels(str(self.client.broker)).set(
+                1 if self.client.connected.is_set() else 0
+            )
+            await asyncio.sleep(METRICS_REFRESH_S)
+
+
+def setup(app: web.Application) -> None:
+    """Run the bridge in this process (and the embedded broker when none is configured)."""
+    embedded_broker.setup(app)
+    app.cleanup_ctx.append(_bridge)
+
+
+async def _bridge(app: web.Application) -> AsyncIterator[None]:
+    bridge = Bridge(app[SETTINGS], app[DATABASE], app[ALARMS], BridgeMetrics(app[METRICS].registry))
+    task = asyncio.create_task(bridge.run(), name="mqtt-bridge")
+
+    async def check() -> PartHealth:
+        if task.done():
+            return PartHealth("down", {"error": "the bridge stopped; see the log"})
+        return bridge.health()
+
+    task.add_done_callback(_log_end)
+    add_health_check(app, "bridge", check)
+    yield
+    await bridge.stop()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _log_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the MQTT bridge stopped", exc_info=task.exception())

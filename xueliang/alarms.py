@@ -1,0 +1,536 @@
+"""The alarm lifecycle (分级处置): one service for every source (buttons, TV) and every
+actor (console, external centre systems, households, the escalation clock).
+
+raised → received (durably stored) → acknowledged → dispatched → resolved |
+false_alarm | cancelled. Every change is written together with its history event and
+the messages that announce it (outbox), in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal, get_args
+
+from sqlalchemy import Row, bindparam, func, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from xueliang.alarm_payloads import ack_payload, centre_payloads, device_acks, to_json
+from xueliang.config import Settings
+from xueliang.errors import InvalidTransition, NotFound
+from xueliang.geography import Scope
+from xueliang.storage import Database
+from xueliang.storage.tables import (
+    alarm_events,
+    alarm_messages,
+    alarms,
+    devices,
+    households,
+    outbox,
+    villages,
+)
+from xueliang.storage.types import utcnow
+from xueliang.topics import Topics
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["panic", "fire", "medical", "intrusion", "test"]
+Source = Literal["button", "tv"]
+State = Literal["received", "acknowledged", "dispatched", "resolved", "false_alarm", "cancelled"]
+Action = Literal["acknowledge", "dispatch", "resolve", "false_alarm", "cancel"]
+Outcome = Literal["new", "joined", "duplicate"]
+
+KINDS: tuple[str, ...] = get_args(Kind)
+ACTIONS: tuple[str, ...] = get_args(Action)
+OPEN: tuple[State, ...] = ("received", "acknowledged", "dispatched")
+CLOSED: tuple[State, ...] = ("resolved", "false_alarm", "cancelled")
+# 1 is the most urgent. Supervision events (priority 3) live in their own table.
+PRIORITY: dict[str, int] = {"fire": 1, "medical": 1, "panic": 1, "intrusion": 2, "test": 4}
+_RESULT: dict[str, State] = {
+    "acknowledge": "acknowledged",
+    "dispatch": "dispatched",
+    "resolve": "resolved",
+    "false_alarm": "false_alarm",
+    "cancel": "cancelled",
+}
+# A device clock this far behind is wrong, not slow: use the time of receipt.
+_OLDEST_DEVICE_TS = timedelta(days=1)
+_RAISE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class RaiseRequest:
+    """One press: from a button (device + message id) or from a TV (household)."""
+
+    source: Source
+    kind: Kind
+    device: str | None = None
+    message_id: str | None = None
+    household: str | None = None
+    device_ts: datetime | None = None
+    battery: int | None = None
+
+    @property
+    def dedup_key(self) -> tuple[str, str] | None:
+        if self.message_id is None:
+            return None
+        if self.device is not None:
+            return self.device, self.message_id
+        # A TV's resubmitted form carries the same nonce; ':' never occurs in device ids.
+        return f"tv:{self.household}", self.message_id
+
+
+@dataclass(frozen=True, slots=True)
+class Raised:
+    """What became of one request: the alarm it is stored in, and how."""
+
+    request: RaiseRequest
+    alarm: int
+    outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class _Place:
+    household: str | None
+    village: str | None
+    town: str | None
+
+    @property
+    def unregistered(self) -> bool:
+        return self.household is None
+
+
+@dataclass
+class AlarmService:
+    """The only code that changes alarms. Each of `listeners` is called after every
+    commit (the bridge wakes its outbox, the portal its event stream)."""
+
+    db: Database
+    topics: Topics
+    town_s: float = 90.0
+    cancel_grace_s: float = 120.0
+    max_clock_skew_s: float = 20.0
+    upstream_towns: frozenset[str] = frozenset()
+    listeners: list[Callable[[], None]] = field(default_factory=list)
+
+    @classmethod
+    def from_settings(cls, db: Database, settings: Settings) -> AlarmService:
+        return cls(
+            db,
+            Topics(settings.mqtt.topic_prefix),
+            town_s=settings.escalation.town_s,
+            cancel_grace_s=settings.alarms.cancel_grace_s,
+            max_clock_skew_s=settings.alarms.max_clock_skew_s,
+            upstream_towns=frozenset(settings.bridge.upstream),
+        )
+
+    # --- raising -------------------------------------------------------------------
+
+    async def raise_many(self, requests: Sequence[RaiseRequest]) -> list[Raised]:
+        """Store a batch of presses in one transaction (group commit) and return, for
+        each, the alarm it now belongs to. Resends are recognised by (device, id);
+        presses of a household with an open alarm join it."""
+        for attempt in range(1, _RAISE_ATTEMPTS + 1):
+            try:
+                async with self.db.transaction() as conn:
+                    raised = await self._raise(conn, requests)
+                break
+            except IntegrityError:
+                # Another process opened an alarm for one of these households between
+                # our read and our insert; the next attempt joins it.
+                if attempt == _RAISE_ATTEMPTS:
+                    raise
+                log.info("raise batch raced another writer; retrying (attempt %d)", attempt)
+        self._changed()
+        return raised
+
+    async def _raise(self, conn: AsyncConnection, requests: Sequence[RaiseRequest]) -> list[Raised]:
+        now = utcnow()
+        known = await _stored_messages(conn, [r.dedup_key for r in requests if r.dedup_key])
+        places = await _places(conn, requests)
+        open_alarms = await _open_alarms(conn, places.values())
+        results: list[Raised | None] = [None] * len(requests)
+        first_of: dict[tuple[str, str], int] = {}  # resend within this batch → first index
+        resends: dict[int, int] = {}
+        new_groups: dict[tuple[str, str], list[int]] = {}  # group → request indexes
+        joins: dict[int, list[int]] = {}  # existing alarm → request indexes
+        for index, request in enumerate(requests):
+            key = request.dedup_key
+            if key is not None and key in known:
+                results[index] = Raised(request, known[key], "duplicate")
+                continue
+            if key is not None and key in first_of:
+                resends[index] = first_of[key]
+                continue
+            if key is not None:
+                first_of[key] = index
+            group = _group(request, places[index])
+            existing = open_alarms.get(group)
+            if existing is not None:
+                joins.setdefault(existing, []).append(index)
+            else:
+                new_groups.setdefault(group, []).append(index)
+
+        created = await self._insert_alarms(
+            conn, [(requests[i[0]], places[i[0]], len(i)) for i in new_groups.values()], now
+        )
+        for alarm_id, indexes in zip(created, new_groups.values(), strict=True):
+            results[indexes[0]] = Raised(requests[indexes[0]], alarm_id, "new")
+            for i in indexes[1:]:
+                results[i] = Raised(requests[i], alarm_id, "joined")
+        for alarm_id, indexes in joins.items():
+            for i in indexes:
+                results[i] = Raised(requests[i], alarm_id, "joined")
+        if joins:
+            await conn.execute(
+                update(alarms)
+                .where(alarms.c.id == bindparam("alarm"))
+                .values(presses=alarms.c.presses + bindparam("more"), updated_at=now),
+                [{"alarm": a, "more": len(i)} for a, i in joins.items()],
+            )
+        for index, first in resends.items():
+            original = results[first]
+            assert original is not None
+            results[index] = Raised(requests[index], original.alarm, "duplicate")
+        done = [r for r in results if r is not None]
+        assert len(done) == len(requests)
+        await _record_messages(conn, [r for r in done if r.outcome != "duplicate"], now)
+        await self._publish(conn, {r.alarm for r in done if r.outcome != "duplicate"}, now)
+        return done
+
+    async def _insert_alarms(
+        self,
+        conn: AsyncConnection,
+        new: list[tuple[RaiseRequest, _Place, int]],
+        now: datetime,
+    ) -> list[int]:
+        if not new:
+            return []
+        deadline = now + timedelta(seconds=self.town_s)
+        rows = [
+            {
+                "state": "received",
+                "level": "county" if place.unregistered else "town",
+                "kind": request.kind,
+                "priority": PRIORITY[request.kind],
+                "source": request.source,
+                "device_id": request.device,
+                "household_id": place.household,
+                "village_id": place.village,
+                "town_id": place.town,
+                "unregistered": place.unregistered,
+                "presses": presses,
+                "message_id": request.message_id,
+                "battery": request.battery,
+                "device_ts": request.device_ts,
+                "raised_at": self._raised_at(request.device_ts, now),
+                "received_at": now,
+                "updated_at": now,
+                # The county sees an unregistered device's alarm at once: nothing to wait for.
+                "escalate_at": None if place.unregistered else deadline,
+            }
+            for request, place, presses in new
+        ]
+        result = await conn.execute(
+            alarms.insert().returning(alarms.c.id, sort_by_parameter_order=True), rows
+        )
+        ids = [row.id for row in result]
+        await conn.execute(
+            alarm_events.insert(),
+            [
+                {
+                    "alarm_id": alarm_id,
+                    "at": now,
+                    "action": "raised",
+                    "actor": request.device or f"household {request.household}",
+                    "source": request.source,
+                    "note": "unregistered device" if place.unregistered else None,
+                }
+                for alarm_id, (request, place, _) in zip(ids, new, strict=True)
+            ],
+        )
+        return ids
+
+    def _raised_at(self, device_ts: datetime | None, now: datetime) -> datetime:
+        if device_ts is None:
+            return now
+        if now - _OLDEST_DEVICE_TS <= device_ts <= now + timedelta(seconds=self.max_clock_skew_s):
+            return min(device_ts, now)
+        return now
+
+    # --- acting --------------------------------------------------------------------
+
+    async def act(
+        self,
+        alarm_id: int,
+        action: Action,
+        *,
+        by: str,
+        source: str,
+        note: str | None = None,
+        scope: Scope | None = None,
+        household: str | None = None,
+    ) -> State:
+        """Apply a person's or a system's action and return the resulting state.
+        Repeating an action is harmless (QoS 1 redelivers); an alarm outside `scope`
+        (or another household's) is reported as not found."""
+        async with self.db.transaction() as conn:
+            row = (
+                await conn.execute(select(alarms).where(alarms.c.id == alarm_id).with_for_update())
+            ).one_or_none()
+            if row is None or not _visible(row, scope, household):
+                raise NotFound("alarm", str(alarm_id))
+            now = utcnow()
+            target = _RESULT[action]
+            if _changes_nothing(row.state, action):
+                current: State = row.state
+                return current
+            _check_transition(row, action, now, self.cancel_grace_s)
+            await conn.execute(
+                update(alarms)
+                .where(alarms.c.id == alarm_id)
+                .values(
+                    state=target, updated_at=now, escalate_at=None, **_stamps(row, action, by, now)
+                )
+            )
+            await conn.execute(
+                alarm_events.insert().values(
+                    alarm_id=alarm_id, at=now, action=target, actor=by, source=source, note=note
+                )
+            )
+            await self._publish(conn, {alarm_id}, now, tell_devices=True)
+        self._changed()
+        return target
+
+    # --- escalation ----------------------------------------------------------------
+
+    async def escalate_overdue(self) -> list[int]:
+        """Raise every alarm unacknowledged past its deadline to the county. Safe to
+        run in several processes: each alarm escalates once."""
+        now = utcnow()
+        escalated: list[int] = []
+        async with self.db.transaction() as conn:
+            due = (
+                await conn.execute(
+                    select(alarms.c.id)
+                    .where(alarms.c.escalate_at.is_not(None), alarms.c.escalate_at <= now)
+                    .order_by(alarms.c.escalate_at)
+                )
+            ).scalars()
+            for alarm_id in list(due):
+                result = await conn.execute(
+                    update(alarms)
+                    .where(alarms.c.id == alarm_id, alarms.c.escalate_at.is_not(None))
+                    .values(level="county", escalate_at=None, escalated_at=now, updated_at=now)
+                )
+                if result.rowcount:
+                    escalated.append(alarm_id)
+            if escalated:
+                await conn.execute(
+                    alarm_events.insert(),
+                    [
+                        {"alarm_id": a, "at": now, "action": "escalated", "actor": "system",
+                         "source": "escalation", "note": f"unacknowledged after {self.town_s:g} s"}
+                        for a in escalated
+                    ],
+                )  # fmt: skip
+                await self._publish(conn, set(escalated), now)
+        if escalated:
+            log.warning("escalated %d unacknowledged alarm(s) to the county", len(escalated))
+            self._changed()
+        return escalated
+
+    async def next_deadline(self) -> datetime | None:
+        async with self.db.read() as conn:
+            deadline: datetime | None = (
+                await conn.execute(select(func.min(alarms.c.escalate_at)))
+            ).scalar_one()
+        return deadline
+
+    # --- reading -------------------------------------------------------------------
+
+    async def payload(self, alarm_id: int) -> dict[str, Any]:
+        """The alarm as centres see it on `xl/centre/{town}/alarm`."""
+        async with self.db.read() as conn:
+            payloads = await centre_payloads(conn, [alarm_id])
+        if alarm_id not in payloads:
+            raise NotFound("alarm", str(alarm_id))
+        return payloads[alarm_id]
+
+    # --- announcing ----------------------------------------------------------------
+
+    async def _publish(
+        self, conn: AsyncConnection, alarm_ids: set[int], now: datetime, tell_devices: bool = False
+    ) -> None:
+        """Queue the alarm for its town centre (and the town's own broker), and, after a
+        person's action, the new state for the devices that pressed."""
+        payloads = await centre_payloads(conn, sorted(alarm_ids))
+        rows: list[dict[str, Any]] = []
+        for alarm_id in sorted(alarm_ids):
+            payload = payloads[alarm_id]
+            town = payload["town"] or payload["county"]
+            body = to_json(payload)
+            topic = self.topics.centre_alarm(town)
+            rows.append(
+                {"destination": "local", "topic": topic, "payload": body, "created_at": now}
+            )
+            if town in self.upstream_towns:
+                rows.append(
+                    {"destination": town, "topic": topic, "payload": body, "created_at": now}
+                )
+        if tell_devices:
+            for alarm_id in sorted(alarm_ids):
+                state = payloads[alarm_id]["state"]
+                for device, message_id in await device_acks(conn, alarm_id):
+                    rows.append(
+                        {
+                            "destination": "local",
+                            "topic": self.topics.ack(device),
+                            "payload": to_json(ack_payload(message_id, alarm_id, state)),
+                            "created_at": now,
+                        }
+                    )
+        if rows:
+            await conn.execute(outbox.insert(), rows)
+
+    def _changed(self) -> None:
+        for listener in self.listeners:
+            listener()
+
+
+def _visible(row: Row[Any], scope: Scope | None, household: str | None) -> bool:
+    if household is not None and row.household_id != household:
+        return False
+    return scope is None or scope.covers(row.village_id, row.town_id)
+
+
+def _changes_nothing(state: str, action: str) -> bool:
+    """Repeating an action, or acknowledging an alarm someone is already going to."""
+    return state == _RESULT[action] or (action == "acknowledge" and state == "dispatched")
+
+
+def _check_transition(row: Row[Any], action: str, now: datetime, grace_s: float) -> None:
+    state: str = row.state
+    if state in CLOSED:
+        raise InvalidTransition(f"alarm {row.id} is already {state}")
+    if action == "cancel" and (now - row.received_at).total_seconds() > grace_s:
+        raise InvalidTransition(
+            f"alarm {row.id} can no longer be cancelled by the household (after {grace_s:g} s)"
+        )
+
+
+def _stamps(row: Row[Any], action: str, by: str, now: datetime) -> dict[str, Any]:
+    """Who did what when; dispatching implies acknowledging."""
+    stamps: dict[str, Any] = {}
+    if action in ("acknowledge", "dispatch") and row.acknowledged_at is None:
+        stamps |= {"acknowledged_at": now, "acknowledged_by": by}
+    if action == "dispatch":
+        stamps |= {"dispatched_at": now, "dispatched_by": by}
+    if action in ("resolve", "false_alarm", "cancel"):
+        stamps |= {"closed_at": now, "closed_by": by}
+    return stamps
+
+
+def _group(request: RaiseRequest, place: _Place) -> tuple[str, str]:
+    """Presses that belong to one alarm: same household, or same unregistered device."""
+    if place.household is not None:
+        return "household", place.household
+    assert request.device is not None
+    return "device", request.device
+
+
+async def _stored_messages(
+    conn: AsyncConnection, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    wanted = sorted(set(keys))
+    found: dict[tuple[str, str], int] = {}
+    for start in range(0, len(wanted), 400):
+        chunk = wanted[start : start + 400]
+        rows = await conn.execute(
+            select(
+                alarm_messages.c.device_id, alarm_messages.c.message_id, alarm_messages.c.alarm_id
+            ).where(tuple_(alarm_messages.c.device_id, alarm_messages.c.message_id).in_(chunk))
+        )
+        found |= {(r.device_id, r.message_id): r.alarm_id for r in rows}
+    return found
+
+
+async def _places(conn: AsyncConnection, requests: Sequence[RaiseRequest]) -> dict[int, _Place]:
+    """Where each press comes from: the device's (or TV's) household, village, town."""
+    device_ids = sorted({r.device for r in requests if r.device})
+    household_ids = sorted({r.household for r in requests if r.household and not r.device})
+    by_device: dict[str, _Place] = {}
+    for start in range(0, len(device_ids), 500):
+        rows = await conn.execute(
+            select(
+                devices.c.id,
+                households.c.id.label("household"),
+                villages.c.id.label("village"),
+                villages.c.town_id,
+            )
+            .join(households, households.c.id == devices.c.household_id)
+            .join(villages, villages.c.id == households.c.village_id)
+            .where(devices.c.id.in_(device_ids[start : start + 500]))
+        )
+        by_device |= {r.id: _Place(r.household, r.village, r.town_id) for r in rows}
+    by_household: dict[str, _Place] = {}
+    for start in range(0, len(household_ids), 500):
+        rows = await conn.execute(
+            select(households.c.id, villages.c.id.label("village"), villages.c.town_id)
+            .join(villages, villages.c.id == households.c.village_id)
+            .where(households.c.id.in_(household_ids[start : start + 500]))
+        )
+        by_household |= {r.id: _Place(r.id, r.village, r.town_id) for r in rows}
+    places: dict[int, _Place] = {}
+    for index, request in enumerate(requests):
+        if request.device is not None:
+            places[index] = by_device.get(request.device, _Place(None, None, None))
+        elif request.household in by_household:
+            places[index] = by_household[request.household]
+        else:
+            raise NotFound("household", str(request.household))
+    return places
+
+
+async def _open_alarms(
+    conn: AsyncConnection, places: Iterable[_Place]
+) -> dict[tuple[str, str], int]:
+    places = list(places)
+    household_ids = sorted({p.household for p in places if p.household})
+    found: dict[tuple[str, str], int] = {}
+    for start in range(0, len(household_ids), 500):
+        rows = await conn.execute(
+            select(alarms.c.id, alarms.c.household_id).where(
+                alarms.c.household_id.in_(household_ids[start : start + 500]),
+                alarms.c.state.in_(OPEN),
+            )
+        )
+        found |= {("household", r.household_id): r.id for r in rows}
+    rows = await conn.execute(
+        select(alarms.c.id, alarms.c.device_id).where(
+            alarms.c.unregistered.is_(True), alarms.c.state.in_(OPEN)
+        )
+    )
+    found |= {("device", r.device_id): r.id for r in rows}
+    return found
+
+
+async def _record_messages(conn: AsyncConnection, raised: list[Raised], now: datetime) -> None:
+    rows = [
+        {"device_id": key[0], "message_id": key[1], "alarm_id": r.alarm, "received_at": now}
+        for r in raised
+        if (key := r.request.dedup_key) is not None
+    ]
+    if rows:
+        await conn.execute(alarm_messages.insert(), rows)
+    presses = [
+        {"alarm_id": r.alarm, "at": now, "action": "press", "actor": r.request.device or "tv",
+         "source": r.request.source, "note": None}
+        for r in raised
+        if r.outcome == "joined"
+    ]  # fmt: skip
+    if presses:
+        await conn.execute(alarm_events.insert(), presses)

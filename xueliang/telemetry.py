@@ -1,0 +1,138 @@
+"""Device liveness: heartbeats and online/offline status, written in batches, and the
+supervision events (offline, back online, low battery) they give rise to. These never
+enter the alarm queue."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from xueliang.storage import Database
+from xueliang.storage.queries import rows_by_id
+from xueliang.storage.tables import devices, supervision_events
+from xueliang.storage.types import utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """The latest news of one device: a heartbeat, a status message, or an alarm's
+    battery figure. Absent values leave what is stored alone."""
+
+    at: datetime
+    battery: int | None = None
+    rssi: int | None = None
+    firmware: str | None = None
+    online: bool = True
+
+    def merge(self, newer: Reading) -> Reading:
+        return Reading(
+            at=max(self.at, newer.at),
+            battery=newer.battery if newer.battery is not None else self.battery,
+            rssi=newer.rssi if newer.rssi is not None else self.rssi,
+            firmware=newer.firmware if newer.firmware is not None else self.firmware,
+            online=newer.online,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    updated: int
+    unknown: list[str]
+    events: list[tuple[str, str]]  # (device, kind)
+
+
+async def record(db: Database, readings: Mapping[str, Reading], low_battery: int) -> Recorded:
+    """Write many devices' readings in one transaction (never one write per heartbeat)."""
+    if not readings:
+        return Recorded(0, [], [])
+    async with db.transaction() as conn:
+        stored = await rows_by_id(conn, devices, readings)
+        unknown = sorted(set(readings) - set(stored))
+        known = {d: r for d, r in readings.items() if d in stored}
+        events: list[tuple[str, str]] = []
+        for device, reading in known.items():
+            row = stored[device]
+            if reading.online and row.online is False:
+                events.append((device, "online"))
+            if not reading.online and row.online is not False:
+                events.append((device, "offline"))
+            if (
+                reading.battery is not None
+                and reading.battery < low_battery
+                and (row.battery is None or row.battery >= low_battery)
+            ):
+                events.append((device, "low_battery"))
+        if known:
+            await conn.execute(
+                update(devices)
+                .where(devices.c.id == bindparam("device"))
+                .values(
+                    last_seen_at=bindparam("at"),
+                    battery=bindparam("battery"),
+                    rssi=bindparam("rssi"),
+                    firmware=bindparam("firmware"),
+                    online=bindparam("online"),
+                ),
+                [_values(device, reading, stored[device]) for device, reading in known.items()],
+            )
+        await _events(conn, events, utcnow())
+    return Recorded(len(known), unknown, events)
+
+
+def _values(device: str, reading: Reading, row: Any) -> dict[str, Any]:
+    return {
+        "device": device,
+        "at": reading.at,
+        "battery": reading.battery if reading.battery is not None else row.battery,
+        "rssi": reading.rssi if reading.rssi is not None else row.rssi,
+        "firmware": reading.firmware if reading.firmware is not None else row.firmware,
+        "online": reading.online,
+    }
+
+
+async def mark_silent_offline(db: Database, now: datetime | None = None) -> list[str]:
+    """Devices silent for longer than their heartbeat interval become offline, once."""
+    now = now or utcnow()
+    async with db.transaction() as conn:
+        rows = await conn.execute(
+            select(
+                devices.c.id,
+                devices.c.last_seen_at,
+                devices.c.created_at,
+                devices.c.heartbeat_interval_s,
+            ).where(devices.c.online.is_not(False))
+        )
+        silent = [
+            row.id
+            for row in rows
+            if (row.last_seen_at or row.created_at)
+            < now - timedelta(seconds=row.heartbeat_interval_s)
+        ]
+        if silent:
+            await conn.execute(
+                update(devices).where(devices.c.id == bindparam("device")).values(online=False),
+                [{"device": d} for d in silent],
+            )
+            await _events(conn, [(d, "offline") for d in silent], now, "silent")
+    return silent
+
+
+async def _events(
+    conn: AsyncConnection, events: list[tuple[str, str]], now: datetime, detail: str = ""
+) -> None:
+    if events:
+        await conn.execute(
+            supervision_events.insert(),
+            [{"device_id": d, "kind": k, "at": now, "detail": detail} for d, k in events],
+        )
+
+
+async def online_count(db: Database) -> int:
+    async with db.read() as conn:
+        rows = await conn.execute(select(devices.c.id).where(devices.c.online.is_(True)))
+        return len(rows.all())
