@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 
 from aiohttp import web
 from sqlalchemy import func, select
@@ -106,20 +107,23 @@ class Bridge:
     async def run(self) -> None:
         async with self.db.read() as conn:
             self.county = (await conn.execute(select(func.min(counties.c.id)))).scalar_one()
+        loops: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("mqtt-main", self.client.run),
+            *((f"mqtt-{c.client_id}", c.run) for c in self.upstream.values()),
+            ("alarm-ingest", self.ingest.run),
+            *((f"outbox-{f.destination}", f.run) for f in self.forwarders),
+            (
+                "escalation",
+                partial(run_escalation, self.service, self.metrics, self.escalation_wake),
+            ),
+            ("telemetry-flush", self.supervision.run_flush),
+            ("supervision", self.supervision.run_checks),
+            ("centre-commands", self._run_commands),
+            ("bridge-metrics", self._refresh_metrics),
+        ]
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self.client.run(), name="mqtt-main")
-            for client in self.upstream.values():
-                tasks.create_task(client.run(), name=f"mqtt-{client.client_id}")
-            tasks.create_task(self.ingest.run(), name="alarm-ingest")
-            for forwarder in self.forwarders:
-                tasks.create_task(forwarder.run(), name=f"outbox-{forwarder.destination}")
-            tasks.create_task(
-                run_escalation(self.service, self.metrics, self.escalation_wake), name="escalation"
-            )
-            tasks.create_task(self.supervision.run_flush(), name="telemetry-flush")
-            tasks.create_task(self.supervision.run_checks(), name="supervision")
-            tasks.create_task(self._run_commands(), name="centre-commands")
-            tasks.create_task(self._refresh_metrics(), name="bridge-metrics")
+            for name, loop in loops:
+                tasks.create_task(_keep_running(name, loop), name=name)
 
     async def stop(self) -> None:
         """Say goodbye on the status topic, write pending telemetry, disconnect."""
@@ -202,7 +206,12 @@ class Bridge:
     async def _run_commands(self) -> None:
         while True:
             message, town = await self.commands.get()
-            await self._command(message, town)
+            try:
+                await self._command(message, town)
+            except Exception:
+                # Not acknowledged: the broker delivers it again after a reconnect.
+                self.metrics.rejected.labels("command_failed").inc()
+                log.exception("command on %s could not be applied", message.topic)
 
     async def _command(self, message: Message, town: str) -> None:
         try:
@@ -249,6 +258,20 @@ class Bridge:
                 1 if self.client.connected.is_set() else 0
             )
             await asyncio.sleep(METRICS_REFRESH_S)
+
+
+async def _keep_running(name: str, loop: Callable[[], Awaitable[None]]) -> None:
+    """Run one of the bridge's loops; if it fails (a database outage, a bug), log it and
+    start it again after a pause, so one broken part never stops the others."""
+    pause = 0.5
+    while True:
+        try:
+            await loop()
+            return
+        except Exception:
+            log.exception("bridge loop %s failed; restarting in %.1f s", name, pause)
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 30.0)
 
 
 def setup(app: web.Application) -> None:

@@ -89,8 +89,6 @@ class AlarmIngest:
         try:
             raised = await self._raise(batch)
         except Exception:
-            if len(batch) == 1:
-                raise
             # One bad apple must not hold up the rest: store them one by one.
             log.exception("alarm batch of %d failed; storing one by one", len(batch))
             for item in batch:

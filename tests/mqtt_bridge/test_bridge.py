@@ -305,3 +305,28 @@ async def _until_async(condition: object, timeout: float = 10) -> None:
     async with asyncio.timeout(timeout):
         while not await condition():
             await asyncio.sleep(0.05)
+
+
+async def test_no_received_before_the_alarm_is_stored(
+    start_bridge: StartBridge, watcher: Peer, button: Peer, demo_dir: object
+) -> None:
+    """While the database cannot take the write, the device hears nothing (and keeps
+    resending); once it can, the alarm is stored and only then answered."""
+    import sqlite3
+    from pathlib import Path
+
+    assert isinstance(demo_dir, Path)
+    run = await start_bridge()
+    blocker = sqlite3.connect(demo_dir / "xueliang.db", isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        button.publish("xl/dev/btn-anxicun-002/alarm", {"id": "w1", "kind": "panic"})
+        await asyncio.sleep(1.5)
+        assert watcher.messages(acked("btn-anxicun-002", "w1")) == []  # type: ignore[arg-type]
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    [ack] = await watcher.wait_for(acked("btn-anxicun-002", "w1"))  # type: ignore[arg-type]
+    async with run.db.read() as conn:
+        stored = await conn.execute(select(alarms.c.id).where(alarms.c.id == ack.json["alarm"]))
+        assert stored.first() is not None
