@@ -19,13 +19,13 @@ from mqtt_bridge.escalation import run_escalation
 from mqtt_bridge.ingest import AlarmIngest
 from mqtt_bridge.metrics import BridgeMetrics
 from mqtt_bridge.outbox import OutboxForwarder, depth
-from mqtt_bridge.ratelimit import DeviceLimiter
 from mqtt_bridge.supervision import Supervision
 from xueliang.alarms import AlarmService, RaiseRequest
 from xueliang.config import Settings
 from xueliang.errors import InvalidTransition, NotFound
 from xueliang.geography import Scope
 from xueliang.messages import Command, Rejected, ZigbeeEvent, parse
+from xueliang.ratelimit import DeviceLimiter
 from xueliang.storage import Database
 from xueliang.storage.tables import alarms, counties
 from xueliang.storage.types import utcnow

@@ -12,10 +12,10 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from mqtt_bridge.client import Message, MqttClient, NotConnected
 from mqtt_bridge.metrics import BridgeMetrics
-from mqtt_bridge.ratelimit import DeviceLimiter
 from xueliang.alarm_payloads import ack_payload, to_json
 from xueliang.alarms import AlarmService, Raised, RaiseRequest
 from xueliang.messages import AlarmMessage, Rejected, parse
+from xueliang.ratelimit import DeviceLimiter
 from xueliang.topics import Topics
 
 log = logging.getLogger(__name__)

@@ -93,6 +93,30 @@ class Raised:
 
 
 @dataclass(frozen=True, slots=True)
+class HouseholdAlarm:
+    """What the household's TV shows of one of its alarms."""
+
+    id: int
+    state: State
+    kind: str
+    source: str
+    presses: int
+    raised_at: datetime
+    updated_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    dispatched_at: datetime | None
+    dispatched_by: str | None
+    closed_at: datetime | None
+    closed_by: str | None
+    cancellable: bool
+
+    @property
+    def open(self) -> bool:
+        return self.state in OPEN
+
+
+@dataclass(frozen=True, slots=True)
 class _Place:
     household: str | None
     village: str | None
@@ -351,6 +375,47 @@ class AlarmService:
         return deadline
 
     # --- reading -------------------------------------------------------------------
+
+    async def household_alarm(self, alarm_id: int, household: str) -> HouseholdAlarm:
+        """One alarm as its household sees it; another household's does not exist."""
+        found = await self._household_alarms(household, alarms.c.id == alarm_id, 1)
+        if not found:
+            raise NotFound("alarm", str(alarm_id))
+        return found[0]
+
+    async def household_alarms(self, household: str, limit: int = 10) -> list[HouseholdAlarm]:
+        """The household's latest alarms, newest first."""
+        return await self._household_alarms(household, None, limit)
+
+    async def _household_alarms(
+        self, household: str, where: Any, limit: int
+    ) -> list[HouseholdAlarm]:
+        query = select(alarms).where(alarms.c.household_id == household)
+        if where is not None:
+            query = query.where(where)
+        async with self.db.read() as conn:
+            rows = await conn.execute(query.order_by(alarms.c.id.desc()).limit(limit))
+        now = utcnow()
+        return [
+            HouseholdAlarm(
+                id=row.id,
+                state=row.state,
+                kind=row.kind,
+                source=row.source,
+                presses=row.presses,
+                raised_at=row.raised_at,
+                updated_at=row.updated_at,
+                acknowledged_at=row.acknowledged_at,
+                acknowledged_by=row.acknowledged_by,
+                dispatched_at=row.dispatched_at,
+                dispatched_by=row.dispatched_by,
+                closed_at=row.closed_at,
+                closed_by=row.closed_by,
+                cancellable=row.state in OPEN
+                and (now - row.received_at).total_seconds() <= self.cancel_grace_s,
+            )
+            for row in rows
+        ]
 
     async def payload(self, alarm_id: int) -> dict[str, Any]:
         """The alarm as centres see it on `xl/centre/{town}/alarm`."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from xueliang import cameras, devices, geography, households, staff
+from xueliang import cameras, devices, geography, households, law, staff
 from xueliang.signing import derive
 from xueliang.storage import Database
 
@@ -110,6 +110,8 @@ async def seed(db: Database, key: bytes) -> dict[str, Any]:
                     "scope": scope,
                 }
             )
+
+        await law.seed_demo(conn)
 
         out["cameras"] = []
         for id, name, village, url in CAMERAS:

@@ -7,7 +7,10 @@ import hashlib
 import hmac
 import os
 import secrets
+import time
 from pathlib import Path
+
+from xueliang.errors import InvalidCredentials
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105  (a file name, not a secret)
 
@@ -37,3 +40,36 @@ def derive(key: bytes, purpose: str, *parts: str, length: int = 24) -> str:
     message = "\x1f".join((purpose, *parts)).encode()
     digest = hmac.new(key, message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")[:length]
+
+
+def sign(key: bytes, purpose: str, value: str, issued: int | None = None) -> str:
+    """`value.issued.signature`: a token only this installation can make, bound to
+    `purpose` so a token made for one use (a cookie) is worthless for another (a URL)."""
+    issued = int(time.time()) if issued is None else issued
+    body = f"{_b64(value.encode())}.{issued}"
+    return f"{body}.{_mac(key, purpose, body)}"
+
+
+def unsign(key: bytes, purpose: str, token: str, max_age_s: float | None = None) -> str:
+    """The value inside a token made by `sign`; raises InvalidCredentials when the
+    token is forged, damaged, made for another purpose, or older than `max_age_s`."""
+    try:
+        encoded, issued_text, mac = token.split(".")
+        issued = int(issued_text)
+        value = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidCredentials("malformed token") from None
+    if not hmac.compare_digest(mac, _mac(key, purpose, f"{encoded}.{issued_text}")):
+        raise InvalidCredentials("bad signature")
+    if max_age_s is not None and not 0 <= time.time() - issued <= max_age_s:
+        raise InvalidCredentials("expired token")
+    return value
+
+
+def _mac(key: bytes, purpose: str, body: str) -> str:
+    digest = hmac.new(key, f"{purpose}\x1f{body}".encode(), hashlib.sha256).digest()
+    return _b64(digest)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")

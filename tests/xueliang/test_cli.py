@@ -134,3 +134,13 @@ def test_manual_upgrades_refuse_an_old_schema(tmp_path: Path) -> None:
     assert refused.returncode == 2 and "xueliang db upgrade" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert xueliang("db", "upgrade", env=env).returncode == 0
+
+
+def test_household_pair_code_refuses_bad_codes(cli: Cli) -> None:
+    """Staff type the code a villager reads out: typos get a clear answer."""
+    for code, reason in (("12345", "6 digits"), ("abcdef", "6 digits"), ("000000", "not found")):
+        result = cli("household", "pair-code", "--code", code, "--household", "qilong-001")
+        assert result.code == 1
+        assert reason in result.err
+    unknown = cli("household", "pair-code", "--code", "123456", "--household", "nobody")
+    assert "household 'nobody' not found" in unknown.err

@@ -86,6 +86,10 @@ def _parser() -> argparse.ArgumentParser:
     p = household.add_parser("reissue", help="new pairing link; the old one stops working")
     p.add_argument("--id", required=True)
     _json_flag(p).set_defaults(handler=commands.household_reissue)
+    p = household.add_parser("pair-code", help="link the TV showing this code to a household")
+    p.add_argument("--code", required=True, help="the digits the unpaired TV shows")
+    p.add_argument("--household", required=True)
+    _json_flag(p).set_defaults(handler=commands.household_pair_code)
 
     device = sub.add_parser("device", help="alarm buttons").add_subparsers(
         dest="device_command", required=True, metavar="ACTION"

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from mqtt_bridge import acl
-from xueliang import cameras, demo, devices, households, provisioning, staff
+from xueliang import cameras, demo, devices, households, pairing, provisioning, staff
 from xueliang.cli.output import EXIT_REFUSED, answer, demo_summary, with_db
 from xueliang.config import Settings
 from xueliang.signing import load_secret_key
@@ -77,6 +77,21 @@ def household_reissue(args: argparse.Namespace, settings: Settings) -> int:
 
     url = households.pair_url(with_db(settings, work))
     answer(args, {"id": args.id, "pair_url": url}, f"household {args.id}: new pairing link {url}")
+    return 0
+
+
+def household_pair_code(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(db: Database) -> None:
+        async with db.transaction() as conn:
+            await pairing.bind(conn, args.code, args.household, by="cli")
+
+    with_db(settings, work)
+    answer(
+        args,
+        {"code": args.code.strip(), "household": args.household},
+        f"the TV showing {args.code.strip()} now belongs to {args.household} "
+        "(it opens the household's pages within 10 seconds)",
+    )
     return 0
 
 

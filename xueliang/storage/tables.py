@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -228,4 +229,38 @@ supervision_events = Table(
     Column("at", UtcDateTime, nullable=False),
     Column("detail", String(200), nullable=False, server_default=""),
     CheckConstraint("kind IN ('offline', 'online', 'low_battery')", name="kind"),
+)
+
+# --- legal information -------------------------------------------------------------
+
+law_articles = Table(
+    "law_articles",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("lang", String(8), primary_key=True),
+    Column("category", String(16), nullable=False, index=True),
+    Column("title", String(NAME), nullable=False),
+    Column("summary", String(300), nullable=False, server_default=""),
+    Column("body", Text, nullable=False),  # paragraphs separated by blank lines
+    Column("law", String(300), nullable=False, server_default=""),
+    Column("in_force", Date, nullable=False),
+    Column("reviewed", Date, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint("lang IN ('zh_CN', 'en')", name="lang"),
+)
+
+# --- TV boxes waiting to be paired by the village duty centre -----------------------
+
+tv_pairings = Table(
+    "tv_pairings",
+    metadata,
+    # The short code the box shows; staff bind it to a household (CLI or console).
+    Column("code", String(8), primary_key=True),
+    # Only the box that holds the secret behind this hash gets the household's session.
+    Column("box_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("household_id", ForeignKey("households.id")),
+    Column("bound_by", String(NAME)),
+    Column("bound_at", UtcDateTime),
 )

@@ -1,4 +1,5 @@
-"""Per-device token buckets: a stuck button cannot starve the others."""
+"""Token buckets per key (a device, a client address): a stuck button or a noisy box
+cannot starve the others."""
 
 from __future__ import annotations
 

@@ -1,0 +1,13 @@
+"""The portal's application values."""
+
+from __future__ import annotations
+
+import jinja2
+from aiohttp import web
+from babel.support import NullTranslations
+
+from stb_portal.static import StaticFiles
+
+JINJA = web.AppKey("jinja", jinja2.Environment)
+TRANSLATIONS = web.AppKey("translations", dict[str, NullTranslations])
+STATIC = web.AppKey("static", StaticFiles)

@@ -1,0 +1,129 @@
+"""Household pages: pairing, home, settings, pages still to come, and the key log."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from aiohttp import web
+
+from stb_portal.tv import session as tv_session
+from stb_portal.tv.render import LANG_COOKIE, SD_COOKIE, SIMPLE_COOKIE, page
+from xueliang import households, pairing
+from xueliang.errors import NotFound
+from xueliang.pairing import Session
+from xueliang.ratelimit import DeviceLimiter
+from xueliang.web import ALARMS, DATABASE
+
+log = logging.getLogger(__name__)
+
+SOON = frozenset({"cameras", "lawyer", "polls"})
+_KEYLOG = web.AppKey("keylog_limiter", DeviceLimiter)
+_CODE = re.compile(r"\d{1,6}")
+
+
+async def home(request: web.Request) -> web.Response:
+    session = await tv_session.current(request)
+    if session is None:
+        return await unpaired(request)
+    async with request.app[DATABASE].read() as conn:
+        household = await households.get(conn, session.household)
+    latest = await request.app[ALARMS].household_alarms(session.household, limit=1)
+    open_alarm = latest[0] if latest and latest[0].open else None
+    return page(
+        request, "tv/home.html", session=session, household=household, open_alarm=open_alarm
+    )
+
+
+async def unpaired(request: web.Request) -> web.Response:
+    """A box nobody paired yet: show its code until the duty centre binds it."""
+    db = request.app[DATABASE]
+    secret = request.cookies.get(tv_session.BOX_COOKIE, "")
+    async with db.transaction() as conn:
+        state = await pairing.waiting(conn, secret) if 0 < len(secret) <= 100 else None
+        if state is None:
+            code, secret = await pairing.start(conn)
+            bound = None
+        else:
+            code, bound = state
+    if bound is not None:
+        paired = web.HTTPSeeOther("/tv/")
+        tv_session.issue(paired, request, bound)
+        paired.del_cookie(tv_session.BOX_COOKIE, path="/tv")
+        raise paired
+    response = page(request, "tv/unpaired.html", code=code)
+    tv_session.set_box(response, request, secret)
+    return response
+
+
+async def pair(request: web.Request) -> web.Response:
+    """`/tv/pair/{token}`: the household's link binds this box."""
+    token = request.match_info["token"]
+    async with request.app[DATABASE].read() as conn:
+        try:
+            if len(token) > 100:
+                raise NotFound("pairing token", "(hidden)")
+            household = await households.by_pair_token(conn, token)
+        except NotFound:
+            return page(request, "tv/pair_invalid.html", status=404)
+        generation = await pairing.generation(conn, household.id)
+    assert generation is not None
+    response = web.HTTPSeeOther("/tv/")
+    tv_session.issue(response, request, Session(household.id, generation))
+    raise response
+
+
+async def settings_page(request: web.Request) -> web.Response:
+    session = await tv_session.required(request)
+    return page(request, "tv/settings.html", session=session)
+
+
+async def save_settings(request: web.Request) -> web.Response:
+    session = await tv_session.required(request)
+    form = await tv_session.check_csrf(request, session)
+    response = web.HTTPSeeOther("/tv/settings")
+    choices = {
+        LANG_COOKIE: ("zh_CN", "en"),
+        SIMPLE_COOKIE: ("1", "0"),
+        SD_COOKIE: ("1", "0"),
+    }
+    for name, allowed in choices.items():
+        value = form.get(name.removeprefix("xl_"))
+        if value in allowed:
+            response.set_cookie(name, value, max_age=400 * 86_400, path="/tv", samesite="Lax")
+    raise response
+
+
+async def coming_soon(request: web.Request) -> web.Response:
+    feature = request.match_info["feature"]
+    session = await tv_session.required(request)
+    if feature not in SOON:
+        raise web.HTTPNotFound()
+    return page(request, "tv/soon.html", session=session, feature=feature)
+
+
+async def keylog(request: web.Request) -> web.Response:
+    """Key codes the key layer did not know: logged so the tables can grow. A box
+    cannot flood the log: a few reports per minute per address."""
+    code, kind = request.query.get("c", ""), request.query.get("t", "")
+    limiter = request.app[_KEYLOG]
+    known_kind = kind in ("keydown", "keypress", "irkeypress")
+    if _CODE.fullmatch(code) and known_kind and limiter.allow(request.remote or "?"):
+        agent = request.headers.get("User-Agent", "")[:160]
+        log.info("unknown TV key code %s (%s) from %r", code, kind, agent)
+    return web.Response(status=204)
+
+
+async def _to_home(_: web.Request) -> web.Response:
+    raise web.HTTPMovedPermanently("/tv/")
+
+
+def setup(app: web.Application) -> None:
+    app[_KEYLOG] = DeviceLimiter(burst=10, per_minute=10)
+    app.router.add_get("/tv", _to_home, name="tv_root")
+    app.router.add_get("/tv/", home, name="tv_home")
+    app.router.add_get("/tv/pair/{token}", pair, name="tv_pair")
+    app.router.add_get("/tv/settings", settings_page, name="tv_settings")
+    app.router.add_post("/tv/settings", save_settings, name="tv_settings_save")
+    app.router.add_get("/tv/soon/{feature}", coming_soon, name="tv_soon")
+    app.router.add_get("/tv/keylog", keylog, name="tv_keylog")

@@ -1,0 +1,53 @@
+"""Every string a villager reads comes from the catalogues, and both catalogues are
+complete: a page never shows half Chinese, half English."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+
+from stb_portal.i18n import LANGS, LOCALE_DIR
+from tests.helpers import REPO
+
+
+def extracted() -> set[str]:
+    found = extract_from_dir(str(REPO / "templates"), method_map=[("tv/**.html", "jinja2")])
+    return {message for _f, _l, message, _c, _x in found if isinstance(message, str)}
+
+
+def catalogue(lang: str) -> dict[str, str]:
+    with (LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po").open("rb") as f:
+        return {m.id: m.string for m in read_po(f) if m.id and isinstance(m.id, str)}  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_catalogue_is_complete(lang: str) -> None:
+    messages = catalogue(lang)
+    wanted = extracted()
+    assert wanted - set(messages) == set(), f"{lang}: run the extraction and translate"
+    assert [m for m in wanted if not messages[m]] == []
+    for message in wanted:  # placeholders survive translation
+        assert set(re.findall(r"%\(\w+\)s", message)) == set(
+            re.findall(r"%\(\w+\)s", messages[message])
+        )
+
+
+def test_chinese_is_really_chinese() -> None:
+    messages = catalogue("zh_CN")
+    untranslated = [m for m, t in messages.items() if t == m and re.search("[a-z]{3}", m)]
+    assert untranslated == []
+
+
+def test_templates_have_no_bare_text() -> None:
+    """Text between tags must go through _() (numbers, names and markup excepted)."""
+    for template in (REPO / "templates" / "tv").glob("*.html"):
+        text = template.read_text(encoding="utf-8")
+        text = re.sub(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", "", text, flags=re.DOTALL)
+        for chunk in re.findall(r">([^<]+)<", text):
+            if '="' in chunk:  # attributes written by a block, not text
+                continue
+            words = re.sub(r"[\s·0-9()x*]+", "", chunk)
+            assert words in ("", "中文", "English"), f"{template.name}: {chunk!r}"
