@@ -8,14 +8,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from functools import partial
 
 from aiohttp import web
 from sqlalchemy import func, select
 
 from mqtt_bridge import embedded_broker
 from mqtt_bridge.client import Broker, Message, MqttClient, NotConnected, Will
-from mqtt_bridge.escalation import run_escalation
+from mqtt_bridge.escalation import EscalationClock
 from mqtt_bridge.ingest import AlarmIngest
 from mqtt_bridge.metrics import BridgeMetrics
 from mqtt_bridge.outbox import OutboxForwarder, depth
@@ -55,7 +54,7 @@ class Bridge:
         else:  # the embedded demo broker speaks MQTT 3.1.1 only
             broker, protocol = Broker("127.0.0.1", mqtt.embedded_port), "3.1.1"
         self.zigbee = settings.bridge.zigbee2mqtt
-        subscriptions = self.topics.subscriptions()
+        subscriptions = self.topics.alarm_subscriptions()
         if self.zigbee is not None:
             subscriptions.append((f"{self.zigbee.base_topic}/+", 1))
         self.client = MqttClient(
@@ -69,6 +68,18 @@ class Bridge:
             subscriptions=subscriptions,
             on_message=self._route,
             on_connected=self._announce_online,
+        )
+        # Heartbeats and status messages come on a second connection: thousands of
+        # heartbeats a second then wait in their own socket, not ahead of an alarm.
+        self.telemetry = MqttClient(
+            broker,
+            client_id=f"{mqtt.client_id}-telemetry",
+            protocol="3.1.1",  # no per-message property parsing
+            persistent=False,  # statuses are retained; a missed heartbeat is harmless
+            subscriptions=self.topics.telemetry_subscriptions(),
+            on_message=self._route_telemetry,
+            # Few packets per turn: the alarm connection is served between them.
+            read_batch=16,
         )
         options = settings.bridge
         self.ingest = AlarmIngest(
@@ -99,7 +110,7 @@ class Bridge:
             OutboxForwarder(db, town, client) for town, client in self.upstream.items()
         ]
         self.commands: asyncio.Queue[tuple[Message, str]] = asyncio.Queue()
-        self.escalation_wake = asyncio.Event()
+        self.escalation = EscalationClock(service, metrics)
         service.listeners.append(self._changed)
 
     # --- running -------------------------------------------------------------------
@@ -109,13 +120,11 @@ class Bridge:
             self.county = (await conn.execute(select(func.min(counties.c.id)))).scalar_one()
         loops: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("mqtt-main", self.client.run),
+            ("mqtt-telemetry", self.telemetry.run),
             *((f"mqtt-{c.client_id}", c.run) for c in self.upstream.values()),
             ("alarm-ingest", self.ingest.run),
             *((f"outbox-{f.destination}", f.run) for f in self.forwarders),
-            (
-                "escalation",
-                partial(run_escalation, self.service, self.metrics, self.escalation_wake),
-            ),
+            ("escalation", self.escalation.run),
             ("telemetry-flush", self.supervision.run_flush),
             ("supervision", self.supervision.run_checks),
             ("centre-commands", self._run_commands),
@@ -131,7 +140,7 @@ class Bridge:
             async with asyncio.timeout(2):
                 await self.client.publish(self.topics.bridge_status, "offline", 1, retain=True)
         await self.supervision.flush()
-        for client in (self.client, *self.upstream.values()):
+        for client in (self.client, self.telemetry, *self.upstream.values()):
             await client.disconnect()
 
     def health(self) -> PartHealth:
@@ -141,6 +150,7 @@ class Bridge:
             {
                 "broker": str(self.client.broker),
                 "connected": connected,
+                "telemetry_connected": self.telemetry.connected.is_set(),
                 "queued_alarms": self.ingest.queue.qsize(),
                 "upstream": {t: c.connected.is_set() for t, c in self.upstream.items()},
             },
@@ -149,7 +159,7 @@ class Bridge:
     def _changed(self) -> None:
         for forwarder in self.forwarders:
             forwarder.wake.set()
-        self.escalation_wake.set()
+        self.escalation.alarm_changed()
 
     def _announce_online(self) -> None:
         with contextlib.suppress(NotConnected):
@@ -159,18 +169,11 @@ class Bridge:
 
     def _route(self, message: Message) -> None:
         parsed = self.topics.parse_device(message.topic)
-        if parsed is not None:
-            device, channel = parsed
-            if channel == "alarm":
-                alarm = self.ingest.submit(message, device)
-                if alarm is not None:  # an alarm is a sign of life too
-                    self.supervision.note(device, Reading(at=utcnow(), battery=alarm.battery))
-                return
-            if channel == "heartbeat":
-                self.supervision.heartbeat(message, device)
-            else:
-                self.supervision.status(message, device)
-            self.client.ack(message)
+        if parsed is not None and parsed[1] == "alarm":
+            device = parsed[0]
+            alarm = self.ingest.submit(message, device)
+            if alarm is not None:  # an alarm is a sign of life too
+                self.supervision.note(device, Reading(at=utcnow(), battery=alarm.battery))
             return
         town = self.topics.parse_command(message.topic)
         if town is not None:
@@ -180,6 +183,17 @@ class Bridge:
             self._zigbee(message)
             return
         self.ingest.reject(message, "bad_topic", "not a topic of the contract")
+
+    def _route_telemetry(self, message: Message) -> None:
+        parsed = self.topics.parse_device(message.topic)
+        if parsed is None or parsed[1] == "alarm":
+            self.metrics.rejected.labels("bad_topic").inc()
+            return
+        device, channel = parsed
+        if channel == "heartbeat":
+            self.supervision.heartbeat(message, device)
+        else:
+            self.supervision.status(message, device)
 
     def _zigbee(self, message: Message) -> None:
         assert self.zigbee is not None

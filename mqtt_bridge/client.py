@@ -104,6 +104,7 @@ class MqttClient:
         on_message: Callable[[Message], None] | None = None,
         on_connected: Callable[[], None] | None = None,
         keepalive_s: int = 30,
+        read_batch: int = 200,
     ) -> None:
         self.broker = broker
         self.client_id = client_id
@@ -117,11 +118,13 @@ class MqttClient:
         self._persistent = persistent
         self._session_expiry_s = session_expiry_s
         self._keepalive_s = keepalive_s
+        self._read_batch = read_batch
         self._pending: dict[int, asyncio.Future[None]] = {}
         self._connack: asyncio.Future[ReasonCode] | None = None
         self._suback: asyncio.Future[None] | None = None
         self._lost: asyncio.Event = asyncio.Event()
         self._leaving = False
+        self._up = False  # CONNACK received on the current socket
         self._paho = self._make_client(manual_ack, will)
 
     # --- public --------------------------------------------------------------------
@@ -149,7 +152,7 @@ class MqttClient:
     ) -> asyncio.Future[None]:
         """Hand a message to the broker. The future resolves on PUBACK (QoS 1) or once
         written (QoS 0); it survives a reconnect, since paho resends in-flight messages."""
-        if not self.connected.is_set():
+        if not self._up:
             raise NotConnected(f"not connected to {self.broker}")
         info = self._paho.publish(topic, payload, qos=qos, retain=retain)
         future: asyncio.Future[None] = self._loop.create_future()
@@ -166,7 +169,7 @@ class MqttClient:
         connection it came on is gone: the broker will deliver it again."""
         if message.qos == 0:
             return True
-        if message.connection != self.connection or not self.connected.is_set():
+        if message.connection != self.connection or not self._up:
             return False
         self._paho.ack(message.mid, message.qos)
         return True
@@ -246,7 +249,6 @@ class MqttClient:
             self._shutdown_socket()
             raise NotConnected(f"{self.broker} refused the connection: {reason}")
         self._misc_task = misc
-        self.connection += 1
         if self.subscriptions:
             # Ready means subscribed: nothing published after `connected` is missed.
             self._suback = self._loop.create_future()
@@ -279,11 +281,13 @@ class MqttClient:
             self._forget_socket(sock)
             with contextlib.suppress(OSError, ValueError):
                 self._paho.disconnect()
+        self._up = False
         self.connected.clear()
 
     def _connection_lost(self, why: str) -> None:
         if self.connected.is_set() and not self._leaving:
             log.warning("MQTT connection to %s lost (%s)", self.broker, why)
+        self._up = False
         self.connected.clear()
         self._lost.set()
 
@@ -292,6 +296,11 @@ class MqttClient:
     def _handle_connect(
         self, _c: Any, _u: Any, _flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
+        # A resumed session's queued messages may follow in the same read: they must
+        # already carry this connection's number, and be acknowledgeable at once.
+        if not reason.is_failure:
+            self.connection += 1
+            self._up = True
         if self._connack is not None and not self._connack.done():
             self._connack.set_result(reason)
 
@@ -342,8 +351,18 @@ class MqttClient:
         self._call_on_loop(self._loop.remove_writer, sock)
 
     def _read(self) -> None:
-        if self._paho.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            self._connection_lost("read")
+        # paho's loop_read() handles one packet per call (its max_packets is ignored),
+        # so a burst of heartbeats would cost one event-loop pass each. Drain what the
+        # socket already holds instead, through the same internal step loop_read uses;
+        # `read_batch` packets at most, then other sockets get their turn.
+        for _ in range(self._read_batch):
+            rc = self._paho._packet_read()
+            if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
+                return
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self._paho._loop_rc_handle(rc)
+                self._connection_lost("read")
+                return
 
     def _write(self) -> None:
         if self._paho.loop_write() != MQTTErrorCode.MQTT_ERR_SUCCESS:

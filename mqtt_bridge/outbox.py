@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Connection, delete, func, select
 
 from mqtt_bridge.client import MqttClient, NotConnected
 from xueliang.storage import Database
@@ -42,20 +43,12 @@ class OutboxForwarder:
                 continue
             sent = await self._publish(rows)
             if sent:
-                async with self.db.transaction() as conn:
-                    await conn.execute(delete(outbox).where(outbox.c.id.in_(sent)))
+                await self.db.run_write(partial(_delete, sent))
             if len(sent) < len(rows):
                 await asyncio.sleep(0.5)  # broker gone or slow: wait for the reconnect
 
     async def _next(self) -> list[tuple[int, str, str]]:
-        async with self.db.read() as conn:
-            rows = await conn.execute(
-                select(outbox.c.id, outbox.c.topic, outbox.c.payload)
-                .where(outbox.c.destination == self.destination)
-                .order_by(outbox.c.id)
-                .limit(BATCH)
-            )
-            return [(r.id, r.topic, r.payload) for r in rows]
+        return await self.db.run_read(partial(_waiting, self.destination))
 
     async def _publish(self, rows: list[tuple[int, str, str]]) -> list[int]:
         """Publish in order; return the ids of the leading rows the broker confirmed.
@@ -79,6 +72,20 @@ class OutboxForwarder:
                 break
             confirmed.append(row_id)
         return confirmed
+
+
+def _waiting(destination: str, conn: Connection) -> list[tuple[int, str, str]]:
+    rows = conn.execute(
+        select(outbox.c.id, outbox.c.topic, outbox.c.payload)
+        .where(outbox.c.destination == destination)
+        .order_by(outbox.c.id)
+        .limit(BATCH)
+    )
+    return [(r.id, r.topic, r.payload) for r in rows]
+
+
+def _delete(ids: list[int], conn: Connection) -> None:
+    conn.execute(delete(outbox).where(outbox.c.id.in_(ids)))
 
 
 async def depth(db: Database) -> dict[str, int]:

@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, func, select
 
 from xueliang.storage.tables import alarm_messages, alarms, cameras, counties, households
 
@@ -26,14 +25,12 @@ def iso(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-async def centre_payloads(
-    conn: AsyncConnection, alarm_ids: Sequence[int]
-) -> dict[int, dict[str, Any]]:
+def centre_payloads(conn: Connection, alarm_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     """The alarms as published on `xl/centre/{town}/alarm` (and served by the API)."""
     if not alarm_ids:
         return {}
     rows = list(
-        await conn.execute(
+        conn.execute(
             select(
                 alarms,
                 households.c.name.label("h_name"),
@@ -47,13 +44,13 @@ async def centre_payloads(
     village_ids = sorted({r.village_id for r in rows if r.village_id})
     by_village: dict[str, list[str]] = {}
     if village_ids:
-        for camera in await conn.execute(
+        for camera in conn.execute(
             select(cameras.c.id, cameras.c.village_id)
             .where(cameras.c.village_id.in_(village_ids))
             .order_by(cameras.c.id)
         ):
             by_village.setdefault(camera.village_id, []).append(camera.id)
-    county = (await conn.execute(select(func.min(counties.c.id)))).scalar_one()
+    county = conn.execute(select(func.min(counties.c.id))).scalar_one()
     return {row.id: _payload(row, by_village.get(row.village_id, []), county) for row in rows}
 
 
@@ -92,7 +89,7 @@ def ack_payload(message_id: str, alarm_id: int, state: str) -> dict[str, Any]:
     return {"id": message_id, "alarm": alarm_id, "state": state}
 
 
-async def device_acks(conn: AsyncConnection, alarm_id: int) -> list[tuple[str, str]]:
+def device_acks(conn: Connection, alarm_id: int) -> list[tuple[str, str]]:
     """(device, its latest message id) for every button that pressed for this alarm."""
     latest = (
         select(alarm_messages.c.device_id, func.max(alarm_messages.c.received_at).label("at"))
@@ -100,7 +97,7 @@ async def device_acks(conn: AsyncConnection, alarm_id: int) -> list[tuple[str, s
         .group_by(alarm_messages.c.device_id)
         .subquery()
     )
-    rows = await conn.execute(
+    rows = conn.execute(
         select(
             alarm_messages.c.device_id, func.max(alarm_messages.c.message_id).label("message_id")
         )

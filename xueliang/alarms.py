@@ -12,11 +12,11 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Literal, get_args
 
-from sqlalchemy import Row, bindparam, func, select, tuple_, update
+from sqlalchemy import Connection, Row, bindparam, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from xueliang.alarm_payloads import ack_payload, centre_payloads, device_acks, to_json
 from xueliang.config import Settings
@@ -159,8 +159,7 @@ class AlarmService:
         presses of a household with an open alarm join it."""
         for attempt in range(1, _RAISE_ATTEMPTS + 1):
             try:
-                async with self.db.transaction() as conn:
-                    raised = await self._raise(conn, requests)
+                raised = await self.db.run_write(partial(self._raise, requests=requests))
                 break
             except IntegrityError:
                 # Another process opened an alarm for one of these households between
@@ -171,11 +170,11 @@ class AlarmService:
         self._changed()
         return raised
 
-    async def _raise(self, conn: AsyncConnection, requests: Sequence[RaiseRequest]) -> list[Raised]:
+    def _raise(self, conn: Connection, requests: Sequence[RaiseRequest]) -> list[Raised]:
         now = utcnow()
-        known = await _stored_messages(conn, [r.dedup_key for r in requests if r.dedup_key])
-        places = await _places(conn, requests)
-        open_alarms = await _open_alarms(conn, places.values())
+        known = _stored_messages(conn, [r.dedup_key for r in requests if r.dedup_key])
+        places = _places(conn, requests)
+        open_alarms = _open_alarms(conn, places.values())
         results: list[Raised | None] = [None] * len(requests)
         first_of: dict[tuple[str, str], int] = {}  # resend within this batch → first index
         resends: dict[int, int] = {}
@@ -198,7 +197,7 @@ class AlarmService:
             else:
                 new_groups.setdefault(group, []).append(index)
 
-        created = await self._insert_alarms(
+        created = self._insert_alarms(
             conn, [(requests[i[0]], places[i[0]], len(i)) for i in new_groups.values()], now
         )
         for alarm_id, indexes in zip(created, new_groups.values(), strict=True):
@@ -209,7 +208,7 @@ class AlarmService:
             for i in indexes:
                 results[i] = Raised(requests[i], alarm_id, "joined")
         if joins:
-            await conn.execute(
+            conn.execute(
                 update(alarms)
                 .where(alarms.c.id == bindparam("alarm"))
                 .values(presses=alarms.c.presses + bindparam("more"), updated_at=now),
@@ -221,13 +220,13 @@ class AlarmService:
             results[index] = Raised(requests[index], original.alarm, "duplicate")
         done = [r for r in results if r is not None]
         assert len(done) == len(requests)
-        await _record_messages(conn, [r for r in done if r.outcome != "duplicate"], now)
-        await self._publish(conn, {r.alarm for r in done if r.outcome != "duplicate"}, now)
+        _record_messages(conn, [r for r in done if r.outcome != "duplicate"], now)
+        self._publish(conn, {r.alarm for r in done if r.outcome != "duplicate"}, now)
         return done
 
-    async def _insert_alarms(
+    def _insert_alarms(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         new: list[tuple[RaiseRequest, _Place, int]],
         now: datetime,
     ) -> list[int]:
@@ -258,11 +257,11 @@ class AlarmService:
             }
             for request, place, presses in new
         ]
-        result = await conn.execute(
+        result = conn.execute(
             alarms.insert().returning(alarms.c.id, sort_by_parameter_order=True), rows
         )
         ids = [row.id for row in result]
-        await conn.execute(
+        conn.execute(
             alarm_events.insert(),
             [
                 {
@@ -301,33 +300,49 @@ class AlarmService:
         """Apply a person's or a system's action and return the resulting state.
         Repeating an action is harmless (QoS 1 redelivers); an alarm outside `scope`
         (or another household's) is reported as not found."""
-        async with self.db.transaction() as conn:
-            row = (
-                await conn.execute(select(alarms).where(alarms.c.id == alarm_id).with_for_update())
-            ).one_or_none()
-            if row is None or not _visible(row, scope, household):
-                raise NotFound("alarm", str(alarm_id))
-            now = utcnow()
-            target = _RESULT[action]
-            if _changes_nothing(row.state, action):
-                current: State = row.state
-                return current
-            _check_transition(row, action, now, self.cancel_grace_s)
-            await conn.execute(
-                update(alarms)
-                .where(alarms.c.id == alarm_id)
-                .values(
-                    state=target, updated_at=now, escalate_at=None, **_stamps(row, action, by, now)
-                )
-            )
-            await conn.execute(
-                alarm_events.insert().values(
-                    alarm_id=alarm_id, at=now, action=target, actor=by, source=source, note=note
-                )
-            )
-            await self._publish(conn, {alarm_id}, now, tell_devices=True)
-        self._changed()
+        work = partial(
+            self._act, alarm_id=alarm_id, action=action, by=by, source=source, note=note,
+            scope=scope, household=household,
+        )  # fmt: skip
+        target, changed = await self.db.run_write(work)
+        if changed:
+            self._changed()
         return target
+
+    def _act(
+        self,
+        conn: Connection,
+        *,
+        alarm_id: int,
+        action: Action,
+        by: str,
+        source: str,
+        note: str | None,
+        scope: Scope | None,
+        household: str | None,
+    ) -> tuple[State, bool]:
+        row = conn.execute(
+            select(alarms).where(alarms.c.id == alarm_id).with_for_update()
+        ).one_or_none()
+        if row is None or not _visible(row, scope, household):
+            raise NotFound("alarm", str(alarm_id))
+        now = utcnow()
+        if _changes_nothing(row.state, action):
+            return row.state, False
+        _check_transition(row, action, now, self.cancel_grace_s)
+        target = _RESULT[action]
+        conn.execute(
+            update(alarms)
+            .where(alarms.c.id == alarm_id)
+            .values(state=target, updated_at=now, escalate_at=None, **_stamps(row, action, by, now))
+        )
+        conn.execute(
+            alarm_events.insert().values(
+                alarm_id=alarm_id, at=now, action=target, actor=by, source=source, note=note
+            )
+        )
+        self._publish(conn, {alarm_id}, now, tell_devices=True)
+        return target, True
 
     # --- escalation ----------------------------------------------------------------
 
@@ -335,36 +350,46 @@ class AlarmService:
         """Raise every alarm unacknowledged past its deadline to the county. Safe to
         run in several processes: each alarm escalates once."""
         now = utcnow()
-        escalated: list[int] = []
-        async with self.db.transaction() as conn:
-            due = (
-                await conn.execute(
-                    select(alarms.c.id)
-                    .where(alarms.c.escalate_at.is_not(None), alarms.c.escalate_at <= now)
-                    .order_by(alarms.c.escalate_at)
-                )
-            ).scalars()
-            for alarm_id in list(due):
-                result = await conn.execute(
-                    update(alarms)
-                    .where(alarms.c.id == alarm_id, alarms.c.escalate_at.is_not(None))
-                    .values(level="county", escalate_at=None, escalated_at=now, updated_at=now)
-                )
-                if result.rowcount:
-                    escalated.append(alarm_id)
-            if escalated:
-                await conn.execute(
-                    alarm_events.insert(),
-                    [
-                        {"alarm_id": a, "at": now, "action": "escalated", "actor": "system",
-                         "source": "escalation", "note": f"unacknowledged after {self.town_s:g} s"}
-                        for a in escalated
-                    ],
-                )  # fmt: skip
-                await self._publish(conn, set(escalated), now)
+        async with self.db.read() as conn:  # the usual case: nothing due, no write lock
+            anything = await conn.execute(
+                select(alarms.c.id)
+                .where(alarms.c.escalate_at.is_not(None), alarms.c.escalate_at <= now)
+                .limit(1)
+            )
+            if anything.first() is None:
+                return []
+        escalated = await self.db.run_write(self._escalate)
         if escalated:
             log.warning("escalated %d unacknowledged alarm(s) to the county", len(escalated))
             self._changed()
+        return escalated
+
+    def _escalate(self, conn: Connection) -> list[int]:
+        now = utcnow()
+        due = conn.execute(
+            select(alarms.c.id)
+            .where(alarms.c.escalate_at.is_not(None), alarms.c.escalate_at <= now)
+            .order_by(alarms.c.escalate_at)
+        ).scalars()
+        escalated: list[int] = []
+        for alarm_id in list(due):
+            result = conn.execute(
+                update(alarms)
+                .where(alarms.c.id == alarm_id, alarms.c.escalate_at.is_not(None))
+                .values(level="county", escalate_at=None, escalated_at=now, updated_at=now)
+            )
+            if result.rowcount:
+                escalated.append(alarm_id)
+        if escalated:
+            conn.execute(
+                alarm_events.insert(),
+                [
+                    {"alarm_id": a, "at": now, "action": "escalated", "actor": "system",
+                     "source": "escalation", "note": f"unacknowledged after {self.town_s:g} s"}
+                    for a in escalated
+                ],
+            )  # fmt: skip
+            self._publish(conn, set(escalated), now)
         return escalated
 
     async def next_deadline(self) -> datetime | None:
@@ -420,19 +445,19 @@ class AlarmService:
     async def payload(self, alarm_id: int) -> dict[str, Any]:
         """The alarm as centres see it on `xl/centre/{town}/alarm`."""
         async with self.db.read() as conn:
-            payloads = await centre_payloads(conn, [alarm_id])
+            payloads = await conn.run_sync(centre_payloads, [alarm_id])
         if alarm_id not in payloads:
             raise NotFound("alarm", str(alarm_id))
         return payloads[alarm_id]
 
     # --- announcing ----------------------------------------------------------------
 
-    async def _publish(
-        self, conn: AsyncConnection, alarm_ids: set[int], now: datetime, tell_devices: bool = False
+    def _publish(
+        self, conn: Connection, alarm_ids: set[int], now: datetime, tell_devices: bool = False
     ) -> None:
         """Queue the alarm for its town centre (and the town's own broker), and, after a
         person's action, the new state for the devices that pressed."""
-        payloads = await centre_payloads(conn, sorted(alarm_ids))
+        payloads = centre_payloads(conn, sorted(alarm_ids))
         rows: list[dict[str, Any]] = []
         for alarm_id in sorted(alarm_ids):
             payload = payloads[alarm_id]
@@ -449,7 +474,7 @@ class AlarmService:
         if tell_devices:
             for alarm_id in sorted(alarm_ids):
                 state = payloads[alarm_id]["state"]
-                for device, message_id in await device_acks(conn, alarm_id):
+                for device, message_id in device_acks(conn, alarm_id):
                     rows.append(
                         {
                             "destination": "local",
@@ -459,7 +484,7 @@ class AlarmService:
                         }
                     )
         if rows:
-            await conn.execute(outbox.insert(), rows)
+            conn.execute(outbox.insert(), rows)
 
     def _changed(self) -> None:
         for listener in self.listeners:
@@ -507,14 +532,14 @@ def _group(request: RaiseRequest, place: _Place) -> tuple[str, str]:
     return "device", request.device
 
 
-async def _stored_messages(
-    conn: AsyncConnection, keys: Iterable[tuple[str, str]]
+def _stored_messages(
+    conn: Connection, keys: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], int]:
     wanted = sorted(set(keys))
     found: dict[tuple[str, str], int] = {}
     for start in range(0, len(wanted), 400):
         chunk = wanted[start : start + 400]
-        rows = await conn.execute(
+        rows = conn.execute(
             select(
                 alarm_messages.c.device_id, alarm_messages.c.message_id, alarm_messages.c.alarm_id
             ).where(tuple_(alarm_messages.c.device_id, alarm_messages.c.message_id).in_(chunk))
@@ -523,13 +548,13 @@ async def _stored_messages(
     return found
 
 
-async def _places(conn: AsyncConnection, requests: Sequence[RaiseRequest]) -> dict[int, _Place]:
+def _places(conn: Connection, requests: Sequence[RaiseRequest]) -> dict[int, _Place]:
     """Where each press comes from: the device's (or TV's) household, village, town."""
     device_ids = sorted({r.device for r in requests if r.device})
     household_ids = sorted({r.household for r in requests if r.household and not r.device})
     by_device: dict[str, _Place] = {}
     for start in range(0, len(device_ids), 500):
-        rows = await conn.execute(
+        rows = conn.execute(
             select(
                 devices.c.id,
                 households.c.id.label("household"),
@@ -543,7 +568,7 @@ async def _places(conn: AsyncConnection, requests: Sequence[RaiseRequest]) -> di
         by_device |= {r.id: _Place(r.household, r.village, r.town_id) for r in rows}
     by_household: dict[str, _Place] = {}
     for start in range(0, len(household_ids), 500):
-        rows = await conn.execute(
+        rows = conn.execute(
             select(households.c.id, villages.c.id.label("village"), villages.c.town_id)
             .join(villages, villages.c.id == households.c.village_id)
             .where(households.c.id.in_(household_ids[start : start + 500]))
@@ -560,37 +585,36 @@ async def _places(conn: AsyncConnection, requests: Sequence[RaiseRequest]) -> di
     return places
 
 
-async def _open_alarms(
-    conn: AsyncConnection, places: Iterable[_Place]
-) -> dict[tuple[str, str], int]:
+def _open_alarms(conn: Connection, places: Iterable[_Place]) -> dict[tuple[str, str], int]:
     places = list(places)
     household_ids = sorted({p.household for p in places if p.household})
     found: dict[tuple[str, str], int] = {}
     for start in range(0, len(household_ids), 500):
-        rows = await conn.execute(
+        rows = conn.execute(
             select(alarms.c.id, alarms.c.household_id).where(
                 alarms.c.household_id.in_(household_ids[start : start + 500]),
                 alarms.c.state.in_(OPEN),
             )
         )
         found |= {("household", r.household_id): r.id for r in rows}
-    rows = await conn.execute(
-        select(alarms.c.id, alarms.c.device_id).where(
-            alarms.c.unregistered.is_(True), alarms.c.state.in_(OPEN)
+    if any(p.unregistered for p in places):
+        rows = conn.execute(
+            select(alarms.c.id, alarms.c.device_id).where(
+                alarms.c.unregistered.is_(True), alarms.c.state.in_(OPEN)
+            )
         )
-    )
-    found |= {("device", r.device_id): r.id for r in rows}
+        found |= {("device", r.device_id): r.id for r in rows}
     return found
 
 
-async def _record_messages(conn: AsyncConnection, raised: list[Raised], now: datetime) -> None:
+def _record_messages(conn: Connection, raised: list[Raised], now: datetime) -> None:
     rows = [
         {"device_id": key[0], "message_id": key[1], "alarm_id": r.alarm, "received_at": now}
         for r in raised
         if (key := r.request.dedup_key) is not None
     ]
     if rows:
-        await conn.execute(alarm_messages.insert(), rows)
+        conn.execute(alarm_messages.insert(), rows)
     presses = [
         {"alarm_id": r.alarm, "at": now, "action": "press", "actor": r.request.device or "tv",
          "source": r.request.source, "note": None}
@@ -598,4 +622,4 @@ async def _record_messages(conn: AsyncConnection, raised: list[Raised], now: dat
         if r.outcome == "joined"
     ]  # fmt: skip
     if presses:
-        await conn.execute(alarm_events.insert(), presses)
+        conn.execute(alarm_events.insert(), presses)

@@ -7,13 +7,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from xueliang.storage import Database
-from xueliang.storage.queries import rows_by_id
 from xueliang.storage.tables import devices, supervision_events
 from xueliang.storage.types import utcnow
 
@@ -50,37 +50,50 @@ async def record(db: Database, readings: Mapping[str, Reading], low_battery: int
     """Write many devices' readings in one transaction (never one write per heartbeat)."""
     if not readings:
         return Recorded(0, [], [])
-    async with db.transaction() as conn:
-        stored = await rows_by_id(conn, devices, readings)
-        unknown = sorted(set(readings) - set(stored))
-        known = {d: r for d, r in readings.items() if d in stored}
-        events: list[tuple[str, str]] = []
-        for device, reading in known.items():
-            row = stored[device]
-            if reading.online and row.online is False:
-                events.append((device, "online"))
-            if not reading.online and row.online is not False:
-                events.append((device, "offline"))
-            if (
-                reading.battery is not None
-                and reading.battery < low_battery
-                and (row.battery is None or row.battery >= low_battery)
-            ):
-                events.append((device, "low_battery"))
-        if known:
-            await conn.execute(
-                update(devices)
-                .where(devices.c.id == bindparam("device"))
-                .values(
-                    last_seen_at=bindparam("at"),
-                    battery=bindparam("battery"),
-                    rssi=bindparam("rssi"),
-                    firmware=bindparam("firmware"),
-                    online=bindparam("online"),
-                ),
-                [_values(device, reading, stored[device]) for device, reading in known.items()],
-            )
-        await _events(conn, events, utcnow())
+    return await db.run_write(partial(_record, dict(readings), low_battery))
+
+
+def _record(readings: dict[str, Reading], low_battery: int, conn: Connection) -> Recorded:
+    stored = {
+        row.id: row
+        for start in range(0, len(readings), 500)
+        for row in conn.execute(
+            select(devices).where(devices.c.id.in_(sorted(readings)[start : start + 500]))
+        )
+    }
+    unknown = sorted(set(readings) - set(stored))
+    known = {d: r for d, r in readings.items() if d in stored}
+    events: list[tuple[str, str]] = []
+    for device, reading in known.items():
+        row = stored[device]
+        if reading.online and row.online is False:
+            events.append((device, "online"))
+        if not reading.online and row.online is not False:
+            events.append((device, "offline"))
+        if (
+            reading.battery is not None
+            and reading.battery < low_battery
+            and (row.battery is None or row.battery >= low_battery)
+        ):
+            events.append((device, "low_battery"))
+    if known:
+        conn.execute(
+            update(devices)
+            .where(devices.c.id == bindparam("device"))
+            .values(
+                last_seen_at=bindparam("at"),
+                battery=bindparam("battery"),
+                rssi=bindparam("rssi"),
+                firmware=bindparam("firmware"),
+                online=bindparam("online"),
+            ),
+            [_values(device, reading, stored[device]) for device, reading in known.items()],
+        )
+    if events:
+        conn.execute(
+            supervision_events.insert(),
+            [{"device_id": d, "kind": k, "at": utcnow(), "detail": ""} for d, k in events],
+        )
     return Recorded(len(known), unknown, events)
 
 

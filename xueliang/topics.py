@@ -32,14 +32,13 @@ class Topics:
     def bridge_status(self) -> str:
         return f"{self.prefix}/bridge/status"
 
-    def subscriptions(self) -> list[tuple[str, int]]:
-        """What the bridge listens to, with the QoS of each."""
-        return [
-            (f"{self.prefix}/dev/+/alarm", 1),
-            (f"{self.prefix}/dev/+/status", 1),
-            (f"{self.prefix}/dev/+/heartbeat", 0),
-            (f"{self.prefix}/centre/+/command", 1),
-        ]
+    def alarm_subscriptions(self) -> list[tuple[str, int]]:
+        """What the bridge's alarm connection listens to, with the QoS of each."""
+        return [(f"{self.prefix}/dev/+/alarm", 1), (f"{self.prefix}/centre/+/command", 1)]
+
+    def telemetry_subscriptions(self) -> list[tuple[str, int]]:
+        """Liveness, on a connection of its own so it never queues ahead of alarms."""
+        return [(f"{self.prefix}/dev/+/status", 1), (f"{self.prefix}/dev/+/heartbeat", 0)]
 
     def parse_device(self, topic: str) -> tuple[str, DeviceChannel] | None:
         """`(device, channel)` for a device topic with a valid id, else None."""

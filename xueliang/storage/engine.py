@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from xueliang.urls import redact_url
+
+T = TypeVar("T")
 
 _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 
@@ -44,8 +49,21 @@ class Database:
             assert self.url.database
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine: AsyncEngine = create_async_engine(self.url, pool_pre_ping=True)
+        self._sync_engine: Engine | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        # SQLite has one writer at a time. Writers of this process queue here, in
+        # order, instead of polling SQLite's lock with growing back-off (which let a
+        # busy alarm path starve the outbox for seconds). Other processes still wait
+        # on busy_timeout.
+        self._write_lock = asyncio.Lock() if self.backend == "sqlite" else None
         if self.backend == "sqlite":
-            _tune_sqlite(self.engine)
+            _tune_sqlite(self.engine.sync_engine)
+            # The hot write paths (alarms) run whole transactions in one worker thread
+            # on the plain sqlite3 driver: one thread hop per transaction instead of
+            # three per statement through aiosqlite.
+            self._sync_engine = create_engine(self.url.set(drivername="sqlite+pysqlite"))
+            _tune_sqlite(self._sync_engine)
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="xl-sqlite-writer")
 
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)})"
@@ -54,10 +72,44 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction, committed on exit; on SQLite it takes the write lock
         up front (BEGIN IMMEDIATE) so two writers queue instead of deadlocking."""
-        async with self.engine.connect() as conn:
+        async with contextlib.AsyncExitStack() as stack:
+            if self._write_lock is not None:
+                await stack.enter_async_context(self._write_lock)
+            conn = await stack.enter_async_context(self.engine.connect())
             await conn.execution_options(xl_write=True)
             async with conn.begin():
                 yield conn
+
+    async def run_write(self, work: Callable[[Connection], T]) -> T:
+        """Run `work(connection)` as one write transaction, committed when it returns.
+        `work` is plain synchronous SQLAlchemy code; on PostgreSQL it runs on the event
+        loop through the async driver, on SQLite in the writer thread."""
+        if self._writer is None:
+            async with self.transaction() as conn:
+                return await conn.run_sync(work)
+        assert self._write_lock is not None
+        async with self._write_lock:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._writer, self._write_in_thread, work)
+
+    async def run_read(self, work: Callable[[Connection], T]) -> T:
+        """Run `work(connection)` for reading; on SQLite in the writer thread, which
+        costs one thread hop where aiosqlite costs several per statement."""
+        if self._writer is None:
+            async with self.read() as conn:
+                return await conn.run_sync(work)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, self._in_thread, work, False)
+
+    def _write_in_thread(self, work: Callable[[Connection], T]) -> T:
+        return self._in_thread(work, True)
+
+    def _in_thread(self, work: Callable[[Connection], T], write: bool) -> T:
+        assert self._sync_engine is not None
+        with self._sync_engine.connect() as conn:
+            conn = conn.execution_options(xl_write=write)
+            with conn.begin():
+                return work(conn)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -72,11 +124,13 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
 
 
-def _tune_sqlite(engine: AsyncEngine) -> None:
-    sync_engine = engine.sync_engine
-
+def _tune_sqlite(sync_engine: Engine) -> None:
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy emit BEGIN itself (the driver's own is deferred and racy).
