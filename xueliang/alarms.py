@@ -415,11 +415,17 @@ class AlarmService:
     async def _household_alarms(
         self, household: str, where: Any, limit: int
     ) -> list[HouseholdAlarm]:
+        return await self.db.run_read(
+            partial(self._household_rows, household=household, where=where, limit=limit)
+        )
+
+    def _household_rows(
+        self, conn: Connection, *, household: str, where: Any, limit: int
+    ) -> list[HouseholdAlarm]:
         query = select(alarms).where(alarms.c.household_id == household)
         if where is not None:
             query = query.where(where)
-        async with self.db.read() as conn:
-            rows = await conn.execute(query.order_by(alarms.c.id.desc()).limit(limit))
+        rows = conn.execute(query.order_by(alarms.c.id.desc()).limit(limit))
         now = utcnow()
         return [
             HouseholdAlarm(

@@ -58,7 +58,7 @@ async def seed(db: Database, key: bytes) -> dict[str, Any]:
         out["households"] = []
         for id, village, name, address, phone, members in HOUSEHOLDS:
             token = derive(key, "demo-pair", id, length=43)
-            if await households.find(conn, id) is None:
+            if await conn.run_sync(households.find, id) is None:
                 await households.add(
                     conn,
                     id=id,

@@ -55,7 +55,7 @@ async def add(
 ) -> NewDevice:
     """Provision a device for an existing household and return its credentials."""
     device_id = validation.identifier("device", id) if id else new_id()
-    await get_household(conn, household)
+    await conn.run_sync(get_household, household)
     if await find(conn, device_id) is not None:
         raise AlreadyExists("device", device_id)
     created = await insert_many(conn, [(device_id, household)], kind=kind, password=password)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from xueliang import credentials, validation
@@ -74,7 +74,7 @@ async def add(
         village=village, name=name, id=id, address=address, phone=phone, members=members
     )
     await get_village(conn, household.village)
-    if await find(conn, household.id) is not None:
+    if await conn.run_sync(find, household.id) is not None:
         raise AlreadyExists("household", household.id)
     token = pair_token or credentials.new_token()
     await insert_many(conn, [household], {household.id: token})
@@ -108,8 +108,9 @@ async def insert_many(
     )
 
 
-async def find(conn: AsyncConnection, id: str) -> Household | None:
-    row = (await conn.execute(select(households).where(households.c.id == id))).one_or_none()
+def find(conn: Connection, id: str) -> Household | None:
+    """The household, or None (synchronous: async callers use `conn.run_sync`)."""
+    row = conn.execute(select(households).where(households.c.id == id)).one_or_none()
     if row is None:
         return None
     return Household(
@@ -122,8 +123,8 @@ async def find(conn: AsyncConnection, id: str) -> Household | None:
     )
 
 
-async def get(conn: AsyncConnection, id: str) -> Household:
-    household = await find(conn, id)
+def get(conn: Connection, id: str) -> Household:
+    household = find(conn, id)
     if household is None:
         raise NotFound("household", id)
     return household
@@ -161,4 +162,4 @@ async def by_pair_token(conn: AsyncConnection, token: str) -> Household:
     ).one_or_none()
     if row is None:
         raise NotFound("pairing token", "(hidden)")
-    return await get(conn, row.id)
+    return await conn.run_sync(get, row.id)

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from xueliang import credentials, validation
@@ -29,12 +29,10 @@ class Session:
     generation: int
 
 
-async def generation(conn: AsyncConnection, household: str) -> int | None:
+def generation(conn: Connection, household: str) -> int | None:
     """The household's current pairing generation; None if it does not exist."""
-    row = (
-        await conn.execute(
-            select(households.c.pair_token_issued_at).where(households.c.id == household)
-        )
+    row = conn.execute(
+        select(households.c.pair_token_issued_at).where(households.c.id == household)
     ).one_or_none()
     if row is None:
         return None
@@ -42,8 +40,8 @@ async def generation(conn: AsyncConnection, household: str) -> int | None:
     return 0 if issued is None else int(issued.timestamp() * 1000)
 
 
-async def is_current(conn: AsyncConnection, session: Session) -> bool:
-    return await generation(conn, session.household) == session.generation
+def is_current(conn: Connection, session: Session) -> bool:
+    return generation(conn, session.household) == session.generation
 
 
 async def start(conn: AsyncConnection) -> tuple[str, str]:
@@ -81,7 +79,7 @@ async def waiting(conn: AsyncConnection, secret: str) -> tuple[str, Session | No
         return None
     if row.household_id is None:
         return row.code, None
-    current = await generation(conn, row.household_id)
+    current = await conn.run_sync(generation, row.household_id)
     await conn.execute(delete(tv_pairings).where(tv_pairings.c.code == row.code))
     if current is None:
         return None
@@ -93,7 +91,7 @@ async def bind(conn: AsyncConnection, code: str, household: str, by: str) -> Non
     code = code.strip()
     if not (code.isdigit() and len(code) == CODE_DIGITS):
         raise InvalidInput("code", f"must be the {CODE_DIGITS} digits the TV shows")
-    await get_household(conn, validation.identifier("household", household))
+    await conn.run_sync(get_household, validation.identifier("household", household))
     result = await conn.execute(
         update(tv_pairings)
         .where(

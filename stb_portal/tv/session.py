@@ -4,18 +4,24 @@ pairing generation; forms carry a CSRF token derived from the same."""
 from __future__ import annotations
 
 import hmac
+from functools import partial
 
 from aiohttp import web
 
+from xueliang import pairing
 from xueliang.errors import InvalidCredentials
-from xueliang.pairing import Session, is_current
+from xueliang.pairing import Session
 from xueliang.signing import derive, sign, unsign
+from xueliang.ttl_cache import TtlCache
 from xueliang.web import DATABASE, SECRET_KEY
 
 COOKIE = "xl_tv"
 BOX_COOKIE = "xl_box"
 MAX_AGE_S = 400 * 86_400  # the longest a browser keeps a cookie
 PURPOSE = "tv-session"
+# Checked on every page; a re-issued link unpairs old boxes within this many seconds.
+GENERATION_TTL_S = 5.0
+GENERATIONS = web.AppKey("tv_generations", TtlCache[str, int | None])
 
 
 def issue(response: web.StreamResponse, request: web.Request, session: Session) -> None:
@@ -55,8 +61,12 @@ async def current(request: web.Request) -> Session | None:
         session = Session(household, int(generation))
     except (InvalidCredentials, ValueError):
         return None
-    async with request.app[DATABASE].read() as conn:
-        return session if await is_current(conn, session) else None
+    db = request.app[DATABASE]
+    current_generation = await request.app[GENERATIONS].get(
+        session.household,
+        lambda: db.run_read(partial(pairing.generation, household=session.household)),
+    )
+    return session if current_generation == session.generation else None
 
 
 async def required(request: web.Request) -> Session:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from functools import partial
 
 from aiohttp import web
 
@@ -13,6 +14,7 @@ from xueliang import households, pairing
 from xueliang.errors import NotFound
 from xueliang.pairing import Session
 from xueliang.ratelimit import DeviceLimiter
+from xueliang.ttl_cache import TtlCache
 from xueliang.web import ALARMS, DATABASE
 
 log = logging.getLogger(__name__)
@@ -26,8 +28,7 @@ async def home(request: web.Request) -> web.Response:
     session = await tv_session.current(request)
     if session is None:
         return await unpaired(request)
-    async with request.app[DATABASE].read() as conn:
-        household = await households.get(conn, session.household)
+    household = await request.app[DATABASE].run_read(partial(households.get, id=session.household))
     latest = await request.app[ALARMS].household_alarms(session.household, limit=1)
     open_alarm = latest[0] if latest and latest[0].open else None
     return page(
@@ -66,7 +67,7 @@ async def pair(request: web.Request) -> web.Response:
             household = await households.by_pair_token(conn, token)
         except NotFound:
             return page(request, "tv/pair_invalid.html", status=404)
-        generation = await pairing.generation(conn, household.id)
+        generation = await conn.run_sync(pairing.generation, household.id)
     assert generation is not None
     response = web.HTTPSeeOther("/tv/")
     tv_session.issue(response, request, Session(household.id, generation))
@@ -120,6 +121,7 @@ async def _to_home(_: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     app[_KEYLOG] = DeviceLimiter(burst=10, per_minute=10)
+    app[tv_session.GENERATIONS] = TtlCache(tv_session.GENERATION_TTL_S)
     app.router.add_get("/tv", _to_home, name="tv_root")
     app.router.add_get("/tv/", home, name="tv_home")
     app.router.add_get("/tv/pair/{token}", pair, name="tv_pair")

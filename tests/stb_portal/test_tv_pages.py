@@ -3,6 +3,7 @@ everything a hostile box or a forged cookie might try."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import logging
 import re
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from stb_portal.tv import session as tv_session
 from tests.stb_portal.conftest import Client, csrf_of, demo_pair_path
 from xueliang import households, law, pairing
 from xueliang.alarms import RaiseRequest
@@ -53,12 +55,15 @@ async def test_pairing_link_binds_with_a_signed_httponly_cookie(tv: Client, demo
 async def test_reissued_link_unpairs_old_boxes(
     paired: Client, demo_dir: Path, portal_app: object
 ) -> None:
-    """A lost box or a leaked link: re-issuing makes the old link and every box
-    paired with it stop working."""
+    """A lost box or a leaked link: re-issuing makes the old link stop working at
+    once, and every box paired with it within the session cache's few seconds."""
     old_link = demo_pair_path(demo_dir, "qilong-001")
+    paired.app[tv_session.GENERATIONS].seconds = 0.2
+    assert "王德明家" in await (await paired.get("/tv/")).text()
     db = paired.app[DATABASE]
     async with db.transaction() as conn:
         await households.reissue_pair_token(conn, "qilong-001")
+    await asyncio.sleep(0.25)
     home = await (await paired.get("/tv/")).text()
     assert "王德明家" not in home and "<span>" in home  # back to the pairing code
     response = await paired.get(old_link, allow_redirects=False)

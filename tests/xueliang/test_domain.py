@@ -87,7 +87,7 @@ async def test_markup_is_stored_as_plain_text(county: Database) -> None:
     name = "<script>alert(1)</script>'; DROP TABLE households;--"
     async with county.transaction() as conn:
         new = await households.add(conn, village="qilong", name=name, id="h-x")
-        assert (await households.get(conn, "h-x")).name == name
+        assert (await conn.run_sync(households.get, "h-x")).name == name
     assert new.household.name == name
 
 

@@ -69,7 +69,7 @@ async def test_bad_rows_are_named_and_good_rows_imported(county: Database) -> No
     async with county.read() as conn:
         for new in report.devices:
             assert await devices.password_matches(conn, new.device.id, new.password)
-        assert (await households.get(conn, "h-7")).name == "'; DROP TABLE devices;--"
+        assert (await conn.run_sync(households.get, "h-7")).name == "'; DROP TABLE devices;--"
         assert (await devices.get(conn, "btn-2")).household == "h-1"
     assert await counts(county) == (5, 3)
 
@@ -91,7 +91,7 @@ async def test_spreadsheet_encodings(county: Database) -> None:
     assert (await import_devices(county, bom)).imported == 1
     assert (await import_devices(county, gbk)).imported == 1
     async with county.read() as conn:
-        assert (await households.get(conn, "h-b")).address == "安西村2组"
+        assert (await conn.run_sync(households.get, "h-b")).address == "安西村2组"
 
 
 @pytest.mark.parametrize(

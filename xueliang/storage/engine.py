@@ -48,9 +48,13 @@ class Database:
         if self.backend == "sqlite":
             assert self.url.database
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: AsyncEngine = create_async_engine(self.url, pool_pre_ping=True)
+        # A SQLite file cannot go away between two queries: no pre-ping round trip.
+        self.engine: AsyncEngine = create_async_engine(
+            self.url, pool_pre_ping=self.backend != "sqlite"
+        )
         self._sync_engine: Engine | None = None
         self._writer: ThreadPoolExecutor | None = None
+        self._readers: ThreadPoolExecutor | None = None
         # SQLite has one writer at a time. Writers of this process queue here, in
         # order, instead of polling SQLite's lock with growing back-off (which let a
         # busy alarm path starve the outbox for seconds). Other processes still wait
@@ -64,6 +68,8 @@ class Database:
             self._sync_engine = create_engine(self.url.set(drivername="sqlite+pysqlite"))
             _tune_sqlite(self._sync_engine)
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="xl-sqlite-writer")
+            # WAL lets readers run beside the writer: pages never wait for an alarm.
+            self._readers = ThreadPoolExecutor(2, thread_name_prefix="xl-sqlite-reader")
 
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)})"
@@ -93,13 +99,13 @@ class Database:
             return await loop.run_in_executor(self._writer, self._write_in_thread, work)
 
     async def run_read(self, work: Callable[[Connection], T]) -> T:
-        """Run `work(connection)` for reading; on SQLite in the writer thread, which
+        """Run `work(connection)` for reading; on SQLite in a reader thread, which
         costs one thread hop where aiosqlite costs several per statement."""
-        if self._writer is None:
+        if self._readers is None:
             async with self.read() as conn:
                 return await conn.run_sync(work)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, self._in_thread, work, False)
+        return await loop.run_in_executor(self._readers, self._in_thread, work, False)
 
     def _write_in_thread(self, work: Callable[[Connection], T]) -> T:
         return self._in_thread(work, True)
@@ -124,8 +130,9 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
-        if self._writer is not None:
-            self._writer.shutdown(wait=True)
+        for pool in (self._writer, self._readers):
+            if pool is not None:
+                pool.shutdown(wait=True)
         if self._sync_engine is not None:
             self._sync_engine.dispose()
 
