@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from multiprocessing.process import BaseProcess
 
 from aiohttp import web
 from sqlalchemy import func, select
@@ -19,6 +22,7 @@ from mqtt_bridge.ingest import AlarmIngest
 from mqtt_bridge.metrics import BridgeMetrics
 from mqtt_bridge.outbox import OutboxForwarder, depth
 from mqtt_bridge.supervision import Supervision
+from mqtt_bridge.telemetry_worker import Report, run_worker
 from xueliang.alarms import AlarmService, RaiseRequest
 from xueliang.config import Settings
 from xueliang.errors import InvalidTransition, NotFound
@@ -49,10 +53,9 @@ class Bridge:
         self.topics = Topics(settings.mqtt.topic_prefix)
         self.county: str | None = None
         mqtt = settings.mqtt
-        if mqtt.url is not None:
-            broker, protocol = Broker.from_url(mqtt.url), mqtt.protocol
-        else:  # the embedded demo broker speaks MQTT 3.1.1 only
-            broker, protocol = Broker("127.0.0.1", mqtt.embedded_port), "3.1.1"
+        broker = Broker.for_settings(mqtt)
+        # The embedded demo broker speaks MQTT 3.1.1 only.
+        protocol = mqtt.protocol if mqtt.url is not None else "3.1.1"
         self.zigbee = settings.bridge.zigbee2mqtt
         subscriptions = self.topics.alarm_subscriptions()
         if self.zigbee is not None:
@@ -69,18 +72,11 @@ class Bridge:
             on_message=self._route,
             on_connected=self._announce_online,
         )
-        # Heartbeats and status messages come on a second connection: thousands of
-        # heartbeats a second then wait in their own socket, not ahead of an alarm.
-        self.telemetry = MqttClient(
-            broker,
-            client_id=f"{mqtt.client_id}-telemetry",
-            protocol="3.1.1",  # no per-message property parsing
-            persistent=False,  # statuses are retained; a missed heartbeat is harmless
-            subscriptions=self.topics.telemetry_subscriptions(),
-            on_message=self._route_telemetry,
-            # Few packets per turn: the alarm connection is served between them.
-            read_batch=16,
-        )
+        # Heartbeats and status messages are handled by a worker process with its own
+        # connection (mqtt_bridge.telemetry_worker): they never take an alarm's CPU.
+        self._worker: BaseProcess | None = None
+        self._worker_rejected: dict[str, float] = {}
+        self.telemetry_ready = asyncio.Event()
         options = settings.bridge
         self.ingest = AlarmIngest(
             service,
@@ -120,7 +116,7 @@ class Bridge:
             self.county = (await conn.execute(select(func.min(counties.c.id)))).scalar_one()
         loops: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("mqtt-main", self.client.run),
-            ("mqtt-telemetry", self.telemetry.run),
+            ("telemetry-worker", self._run_telemetry_worker),
             *((f"mqtt-{c.client_id}", c.run) for c in self.upstream.values()),
             ("alarm-ingest", self.ingest.run),
             *((f"outbox-{f.destination}", f.run) for f in self.forwarders),
@@ -140,8 +136,9 @@ class Bridge:
             async with asyncio.timeout(2):
                 await self.client.publish(self.topics.bridge_status, "offline", 1, retain=True)
         await self.supervision.flush()
-        for client in (self.client, self.telemetry, *self.upstream.values()):
+        for client in (self.client, *self.upstream.values()):
             await client.disconnect()
+        self._stop_worker()
 
     def health(self) -> PartHealth:
         connected = self.client.connected.is_set()
@@ -150,7 +147,7 @@ class Bridge:
             {
                 "broker": str(self.client.broker),
                 "connected": connected,
-                "telemetry_connected": self.telemetry.connected.is_set(),
+                "telemetry_connected": self.telemetry_ready.is_set(),
                 "queued_alarms": self.ingest.queue.qsize(),
                 "upstream": {t: c.connected.is_set() for t, c in self.upstream.items()},
             },
@@ -184,16 +181,56 @@ class Bridge:
             return
         self.ingest.reject(message, "bad_topic", "not a topic of the contract")
 
-    def _route_telemetry(self, message: Message) -> None:
-        parsed = self.topics.parse_device(message.topic)
-        if parsed is None or parsed[1] == "alarm":
-            self.metrics.rejected.labels("bad_topic").inc()
-            return
-        device, channel = parsed
-        if channel == "heartbeat":
-            self.supervision.heartbeat(message, device)
+    # --- the telemetry worker --------------------------------------------------------
+
+    async def _run_telemetry_worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        # A pipe, not a Queue: no semaphore, so no resource-tracker process to outlive us.
+        reports, sender = multiprocessing.Pipe(duplex=False)
+        worker = multiprocessing.get_context("spawn").Process(
+            target=run_worker,
+            args=(self.settings.model_dump_json(), sender, os.getpid()),
+            name="xueliang-telemetry",
+            daemon=True,
+        )
+        self._worker = worker
+        await loop.run_in_executor(None, worker.start)
+        sender.close()
+        try:
+            while worker.is_alive():
+                if await loop.run_in_executor(None, reports.poll, 1.0):
+                    try:
+                        self._apply(reports.recv())
+                    except EOFError:
+                        break
+            raise RuntimeError(f"telemetry worker exited ({worker.exitcode})")
+        finally:
+            self.telemetry_ready.clear()
+            self._stop_worker()
+            reports.close()
+
+    def _apply(self, report: Report) -> None:
+        """Fold the worker's counters into this process's metrics."""
+        if report["connected"]:
+            self.telemetry_ready.set()
         else:
-            self.supervision.status(message, device)
+            self.telemetry_ready.clear()
+        self.supervision.merge(report["readings"])
+        for reason, total in report["rejected"].items():
+            before = self._worker_rejected.get(reason, 0.0)
+            if total > before:
+                self.metrics.rejected.labels(reason).inc(total - before)
+                self._worker_rejected[reason] = total
+
+    def _stop_worker(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is None or not worker.is_alive():
+            return
+        worker.terminate()
+        worker.join(5)
+        if worker.is_alive():
+            worker.kill()
+            worker.join()
 
     def _zigbee(self, message: Message) -> None:
         assert self.zigbee is not None

@@ -27,6 +27,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import AnyUrl
 
+from xueliang.config import MqttSettings
+
 log = logging.getLogger(__name__)
 
 Protocol = Literal["5", "3.1.1"]
@@ -59,6 +61,13 @@ class Broker:
             password=url.password,
             tls=tls,
         )
+
+    @classmethod
+    def for_settings(cls, mqtt: MqttSettings) -> Broker:
+        """The configured broker, or the embedded demo broker on this machine."""
+        if mqtt.url is not None:
+            return cls.from_url(mqtt.url)
+        return cls("127.0.0.1", mqtt.embedded_port)
 
     def __str__(self) -> str:
         user = f"{self.username}@" if self.username else ""

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 class Supervision:
     def __init__(
         self,
-        db: Database,
+        db: Database | None,
         metrics: BridgeMetrics,
         *,
         flush_s: float,
@@ -34,6 +34,16 @@ class Supervision:
         self.check_s = check_s
         self.low_battery = low_battery
         self._pending: dict[str, Reading] = {}
+        self.online = 0  # devices online at the last check
+
+    def take(self) -> dict[str, Reading]:
+        """The readings collected since the last call (the worker hands them over)."""
+        readings, self._pending = self._pending, {}
+        return readings
+
+    def merge(self, readings: dict[str, Reading]) -> None:
+        for device, reading in readings.items():
+            self.note(device, reading)
 
     def note(self, device: str, reading: Reading) -> None:
         current = self._pending.get(device)
@@ -70,9 +80,10 @@ class Supervision:
             await self.flush()
 
     async def flush(self) -> None:
-        readings, self._pending = self._pending, {}
+        readings = self.take()
         if not readings:
             return
+        assert self.db is not None, "only the bridge's own Supervision stores readings"
         try:
             recorded = await telemetry.record(self.db, readings, self.low_battery)
         except Exception:
@@ -87,10 +98,12 @@ class Supervision:
             log.info("device %s: %s", device, kind)
 
     async def run_checks(self) -> None:
+        assert self.db is not None
         while True:
             silent = await telemetry.mark_silent_offline(self.db)
             for device in silent:
                 self.metrics.supervision.labels("offline").inc()
                 log.warning("device %s is silent past its heartbeat interval: offline", device)
-            self.metrics.devices_online.set(await telemetry.online_count(self.db))
+            self.online = await telemetry.online_count(self.db)
+            self.metrics.devices_online.set(self.online)
             await asyncio.sleep(self.check_s)

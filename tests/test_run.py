@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,6 +143,11 @@ def test_stops_cleanly(demo: Running, sig: signal.Signals) -> None:
     assert code == 0, err
     assert "Traceback" not in err
     assert "Demo county xinjin" in out and "/tv/pair/" in out
+    # Helpers (the telemetry worker, multiprocessing's resource tracker) leave within
+    # moments of the server; none may stay behind.
+    deadline = time.monotonic() + 5
+    while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
     for pid in children:
         assert not Path(f"/proc/{pid}").exists(), f"child {pid} outlived the server"
 

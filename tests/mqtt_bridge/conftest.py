@@ -77,7 +77,7 @@ async def start_bridge(demo_dir: Path, mosquitto: Mosquitto) -> AsyncIterator[St
         runs.append(run)
         async with asyncio.timeout(10):
             await bridge.client.connected.wait()
-            await bridge.telemetry.connected.wait()
+            await bridge.telemetry_ready.wait()
         return run
 
     yield start
