@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from bench.figures import ms
 from bench.mqtt_clients import Client
 from bench.procs import (
     cpu_seconds,
+    exit_on_sigterm,
     free_port,
     machine_busy,
     machine_cpu,
@@ -45,17 +45,6 @@ STEP_TIMEOUT_S = 60.0
 
 def device_ids(count: int, first: int = 1) -> list[str]:
     return [f"bench-{i:04d}" for i in range(first, first + count)]
-
-
-def _exit_on_sigterm() -> None:
-    """Turn SIGTERM into SystemExit, so `with` blocks stop the broker and the bridge."""
-
-    def leave(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    main = threading.current_thread() is threading.main_thread()
-    if main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, leave)
 
 
 class Rig:
@@ -87,7 +76,7 @@ class Rig:
         }
 
     def __enter__(self) -> Rig:
-        _exit_on_sigterm()
+        exit_on_sigterm()
         try:
             self._start()
         except BaseException:
