@@ -4,4 +4,6 @@ import sys
 
 from xueliang.cli import main
 
-sys.exit(main())
+# Guarded: the telemetry worker is started with "spawn", which imports modules again.
+if __name__ == "__main__":
+    sys.exit(main())
