@@ -11,12 +11,12 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Row, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from xueliang.errors import InvalidInput, NotFound
 from xueliang.storage.tables import law_articles
 from xueliang.storage.types import utcnow
+from xueliang.storage.upsert import insert_or_update
 
 Category = Literal["family", "land", "labour", "fraud", "consumer", "elderly"]
 Lang = Literal["zh_CN", "en"]
@@ -104,7 +104,6 @@ def check(data: dict[str, Any]) -> ArticleInput:
 
 async def put(conn: AsyncConnection, article: ArticleInput) -> None:
     """Create or replace one language version of an article."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     values = {
         "category": article.category,
         "title": article.title,
@@ -115,8 +114,8 @@ async def put(conn: AsyncConnection, article: ArticleInput) -> None:
         "reviewed": article.reviewed,
         "updated_at": utcnow(),
     }
-    stmt = dialect.insert(law_articles).values(id=article.id, lang=article.lang, **values)
-    await conn.execute(stmt.on_conflict_do_update(index_elements=["id", "lang"], set_=values))
+    key = {"id": article.id, "lang": article.lang}
+    await insert_or_update(conn, law_articles, key, values)
 
 
 async def in_category(conn: AsyncConnection, category: str, lang: str) -> list[Article]:

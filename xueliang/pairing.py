@@ -40,10 +40,6 @@ def generation(conn: Connection, household: str) -> int | None:
     return 0 if issued is None else int(issued.timestamp() * 1000)
 
 
-def is_current(conn: Connection, session: Session) -> bool:
-    return generation(conn, session.household) == session.generation
-
-
 async def start(conn: AsyncConnection) -> tuple[str, str]:
     """A new (code, box secret) for an unpaired box; the secret stays in its cookie."""
     now = utcnow()

@@ -10,8 +10,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from xueliang.storage import Database
 from xueliang.storage.tables import devices, supervision_events
@@ -89,11 +88,7 @@ def _record(readings: dict[str, Reading], low_battery: int, conn: Connection) ->
             ),
             [_values(device, reading, stored[device]) for device, reading in known.items()],
         )
-    if events:
-        conn.execute(
-            supervision_events.insert(),
-            [{"device_id": d, "kind": k, "at": utcnow(), "detail": ""} for d, k in events],
-        )
+    _events(conn, events, utcnow())
     return Recorded(len(known), unknown, events)
 
 
@@ -110,42 +105,46 @@ def _values(device: str, reading: Reading, row: Any) -> dict[str, Any]:
 
 async def mark_silent_offline(db: Database, now: datetime | None = None) -> list[str]:
     """Devices silent for longer than their heartbeat interval become offline, once."""
-    now = now or utcnow()
-    async with db.transaction() as conn:
-        rows = await conn.execute(
-            select(
-                devices.c.id,
-                devices.c.last_seen_at,
-                devices.c.created_at,
-                devices.c.heartbeat_interval_s,
-            ).where(devices.c.online.is_not(False))
+    return await db.run_write(partial(_mark_silent, now or utcnow()))
+
+
+def _mark_silent(now: datetime, conn: Connection) -> list[str]:
+    rows = conn.execute(
+        select(
+            devices.c.id,
+            devices.c.last_seen_at,
+            devices.c.created_at,
+            devices.c.heartbeat_interval_s,
+        ).where(devices.c.online.is_not(False))
+    )
+    silent = [
+        row.id
+        for row in rows
+        if (row.last_seen_at or row.created_at) < now - timedelta(seconds=row.heartbeat_interval_s)
+    ]
+    if silent:
+        conn.execute(
+            update(devices).where(devices.c.id == bindparam("device")).values(online=False),
+            [{"device": d} for d in silent],
         )
-        silent = [
-            row.id
-            for row in rows
-            if (row.last_seen_at or row.created_at)
-            < now - timedelta(seconds=row.heartbeat_interval_s)
-        ]
-        if silent:
-            await conn.execute(
-                update(devices).where(devices.c.id == bindparam("device")).values(online=False),
-                [{"device": d} for d in silent],
-            )
-            await _events(conn, [(d, "offline") for d in silent], now, "silent")
+        _events(conn, [(d, "offline") for d in silent], now, "silent")
     return silent
 
 
-async def _events(
-    conn: AsyncConnection, events: list[tuple[str, str]], now: datetime, detail: str = ""
+def _events(
+    conn: Connection, events: list[tuple[str, str]], now: datetime, detail: str = ""
 ) -> None:
     if events:
-        await conn.execute(
+        conn.execute(
             supervision_events.insert(),
             [{"device_id": d, "kind": k, "at": now, "detail": detail} for d, k in events],
         )
 
 
 async def online_count(db: Database) -> int:
-    async with db.read() as conn:
-        rows = await conn.execute(select(devices.c.id).where(devices.c.online.is_(True)))
-        return len(rows.all())
+    return await db.run_read(_online_count)
+
+
+def _online_count(conn: Connection) -> int:
+    query = select(func.count()).select_from(devices).where(devices.c.online.is_(True))
+    return int(conn.execute(query).scalar_one())
