@@ -4,13 +4,20 @@ is reported and the others still run (exit status 1 then)."""
 import sys
 import traceback
 
-from bench import alarm_burst, alarm_isolation, alarm_latency, idle_memory, tv_pages
+from bench import alarm_burst, alarm_isolation, alarm_latency, idle_memory, sse_fanout, tv_pages
 
 # The guard matters: alarm_isolation starts a process with "spawn", which imports
 # this module again.
 if __name__ == "__main__":
     failed = []
-    for benchmark in (idle_memory, alarm_latency, alarm_burst, alarm_isolation, tv_pages):
+    for benchmark in (
+        idle_memory,
+        alarm_latency,
+        alarm_burst,
+        alarm_isolation,
+        tv_pages,
+        sse_fanout,
+    ):
         try:
             benchmark.main()
         except Exception:

@@ -128,7 +128,7 @@ class Bridge:
         ]
         async with asyncio.TaskGroup() as tasks:
             for name, loop in loops:
-                tasks.create_task(_keep_running(name, loop), name=name)
+                tasks.create_task(keep_running(name, loop), name=name)
 
     async def stop(self) -> None:
         """Say goodbye on the status topic, write pending telemetry, disconnect."""
@@ -311,7 +311,7 @@ class Bridge:
             await asyncio.sleep(METRICS_REFRESH_S)
 
 
-async def _keep_running(name: str, loop: Callable[[], Awaitable[None]]) -> None:
+async def keep_running(name: str, loop: Callable[[], Awaitable[None]]) -> None:
     """Run one of the bridge's loops; if it fails (a database outage, a bug), log it and
     start it again after a pause, so one broken part never stops the others."""
     pause = 0.5

@@ -1,5 +1,6 @@
-"""The TV's CSS and JavaScript, read once, gzipped once, served with a long cache
-and a content hash in the URL (old boxes often have no cache: every byte counts)."""
+"""CSS and JavaScript of the TV (and of the console), read once, gzipped once, served
+with a long cache and a content hash in the URL (old boxes often have no cache: every
+byte counts)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 STATIC_DIR = Path(__file__).with_name("static")
+CENTRE_STATIC_DIR = Path(__file__).with_name("centre_static")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +25,8 @@ class Asset:
 
 
 class StaticFiles:
-    def __init__(self, folder: Path = STATIC_DIR) -> None:
+    def __init__(self, folder: Path = STATIC_DIR, prefix: str = "/tv/static/") -> None:
+        self.prefix = prefix
         self.assets: dict[str, Asset] = {}
         for path in sorted(folder.iterdir()):
             if path.is_file() and not path.name.startswith("."):
@@ -40,7 +43,7 @@ class StaticFiles:
 
     def url(self, name: str) -> str:
         """The URL of an asset, changing whenever its content does."""
-        return f"/tv/static/{name}?v={self.assets[name].version}"
+        return f"{self.prefix}{name}?v={self.assets[name].version}"
 
     async def handle(self, request: web.Request) -> web.Response:
         asset = self.assets.get(request.match_info["name"])

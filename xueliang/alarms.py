@@ -18,6 +18,7 @@ from typing import Any, Literal, get_args
 from sqlalchemy import Connection, Row, bindparam, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
+from xueliang import audit, validation
 from xueliang.alarm_payloads import ack_payload, centre_payloads, device_acks, to_json
 from xueliang.config import Settings
 from xueliang.errors import InvalidTransition, NotFound
@@ -59,6 +60,7 @@ _RESULT: dict[str, State] = {
 # A device clock this far behind is wrong, not slow: use the time of receipt.
 _OLDEST_DEVICE_TS = timedelta(days=1)
 _RAISE_ATTEMPTS = 3
+MAX_NOTE = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,13 +298,17 @@ class AlarmService:
         note: str | None = None,
         scope: Scope | None = None,
         household: str | None = None,
+        audit_entry: audit.Entry | None = None,
     ) -> State:
         """Apply a person's or a system's action and return the resulting state.
         Repeating an action is harmless (QoS 1 redelivers); an alarm outside `scope`
-        (or another household's) is reported as not found."""
+        (or another household's) is reported as not found. `audit_entry` is written in
+        the same transaction as the change."""
+        if note is not None:
+            note = validation.text("note", note, max_length=MAX_NOTE, required=False) or None
         work = partial(
             self._act, alarm_id=alarm_id, action=action, by=by, source=source, note=note,
-            scope=scope, household=household,
+            scope=scope, household=household, audit_entry=audit_entry,
         )  # fmt: skip
         target, changed = await self.db.run_write(work)
         if changed:
@@ -320,13 +326,12 @@ class AlarmService:
         note: str | None,
         scope: Scope | None,
         household: str | None,
+        audit_entry: audit.Entry | None,
     ) -> tuple[State, bool]:
-        row = conn.execute(
-            select(alarms).where(alarms.c.id == alarm_id).with_for_update()
-        ).one_or_none()
-        if row is None or not _visible(row, scope, household):
-            raise NotFound("alarm", str(alarm_id))
+        row = _locked(conn, alarm_id, scope, household)
         now = utcnow()
+        if audit_entry is not None:
+            audit.write(conn, audit_entry, now)
         if _changes_nothing(row.state, action):
             return row.state, False
         _check_transition(row, action, now, self.cancel_grace_s)
@@ -343,6 +348,33 @@ class AlarmService:
         )
         self._publish(conn, {alarm_id}, now, tell_devices=True)
         return target, True
+
+    async def add_note(
+        self, alarm_id: int, note: str, *, by: str, scope: Scope, audit_entry: audit.Entry
+    ) -> None:
+        """Add a staff note to the alarm's history (and republish it: a change)."""
+        text = validation.text("note", note, max_length=MAX_NOTE)
+        work = partial(
+            self._add_note, alarm_id=alarm_id, note=text, by=by, scope=scope,
+            audit_entry=audit_entry,
+        )  # fmt: skip
+        await self.db.run_write(work)
+        self._changed()
+
+    def _add_note(
+        self, conn: Connection, *, alarm_id: int, note: str, by: str, scope: Scope,
+        audit_entry: audit.Entry,
+    ) -> None:  # fmt: skip
+        _locked(conn, alarm_id, scope, None)
+        now = utcnow()
+        audit.write(conn, audit_entry, now)
+        conn.execute(update(alarms).where(alarms.c.id == alarm_id).values(updated_at=now))
+        conn.execute(
+            alarm_events.insert().values(
+                alarm_id=alarm_id, at=now, action="note", actor=by, source="console", note=note
+            )
+        )
+        self._publish(conn, {alarm_id}, now)
 
     # --- escalation ----------------------------------------------------------------
 
@@ -495,6 +527,17 @@ class AlarmService:
     def _changed(self) -> None:
         for listener in self.listeners:
             listener()
+
+
+def _locked(
+    conn: Connection, alarm_id: int, scope: Scope | None, household: str | None
+) -> Row[Any]:
+    row = conn.execute(
+        select(alarms).where(alarms.c.id == alarm_id).with_for_update()
+    ).one_or_none()
+    if row is None or not _visible(row, scope, household):
+        raise NotFound("alarm", str(alarm_id))
+    return row
 
 
 def _visible(row: Row[Any], scope: Scope | None, household: str | None) -> bool:

@@ -6,15 +6,17 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Connection, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from xueliang import credentials, validation
 from xueliang.errors import AlreadyExists, NotFound
+from xueliang.geography import Scope
 from xueliang.households import get as get_household
 from xueliang.storage.queries import rows_by_id
-from xueliang.storage.tables import devices
+from xueliang.storage.tables import devices, households, villages
 from xueliang.storage.types import utcnow
 
 
@@ -129,3 +131,45 @@ async def password_matches(conn: AsyncConnection, id: str, password: str) -> boo
         await conn.execute(select(devices.c.credentials_hash).where(devices.c.id == id))
     ).scalar_one_or_none()
     return stored is not None and credentials.verify_device_password(stored, password)
+
+
+@dataclass(frozen=True, slots=True)
+class NeedsAttention:
+    """A device the village should visit: silent (offline) or with a low battery."""
+
+    id: str
+    household: str
+    household_name: str
+    address: str
+    village: str
+    village_name: str
+    online: bool | None
+    battery: int | None
+    last_seen_at: datetime | None
+
+
+def needing_attention(conn: Connection, scope: Scope, low_battery: int) -> list[NeedsAttention]:
+    """Offline devices and low batteries in `scope`, by village, then household."""
+    query = (
+        select(
+            devices.c.id, devices.c.online, devices.c.battery, devices.c.last_seen_at,
+            households.c.id.label("household"), households.c.name.label("household_name"),
+            households.c.address, villages.c.id.label("village"),
+            villages.c.name.label("village_name"),
+        )
+        .join(households, households.c.id == devices.c.household_id)
+        .join(villages, villages.c.id == households.c.village_id)
+        .where(or_(devices.c.online.is_(False), devices.c.battery <= low_battery))
+        .order_by(villages.c.name, households.c.name, devices.c.id)
+    )  # fmt: skip
+    if scope.level == "town":
+        query = query.where(villages.c.town_id == scope.id)
+    elif scope.level == "village":
+        query = query.where(villages.c.id == scope.id)
+    return [
+        NeedsAttention(
+            r.id, r.household, r.household_name, r.address, r.village, r.village_name,
+            r.online, r.battery, r.last_seen_at,
+        )
+        for r in conn.execute(query)
+    ]  # fmt: skip

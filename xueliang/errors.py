@@ -62,3 +62,11 @@ class FfmpegNotFound(XueliangError):
 
 class InvalidTransition(Conflict):
     """The alarm's state does not allow that action (e.g. resolving a cancelled alarm)."""
+
+
+class Throttled(XueliangError):
+    """Too many failed attempts; try again after `retry_after_s` seconds."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(f"too many failed attempts; try again in {retry_after_s} s")

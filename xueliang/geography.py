@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, select
+from sqlalchemy import Connection, Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from xueliang import validation
@@ -14,6 +15,8 @@ from xueliang.storage.tables import counties, grids, towns, villages
 from xueliang.storage.upsert import insert_or_update
 
 Level = Literal["village", "town", "county"]
+# The county's clock: people read local time, whatever the server's zone.
+LOCAL_TIME = ZoneInfo("Asia/Shanghai")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,3 +99,13 @@ class Scope:
         if self.level == "town":
             return town is not None and town == self.id
         return village is not None and village == self.id
+
+
+def village_names(conn: Connection, scope: Scope) -> dict[str, str]:
+    """Id → name of every village in `scope` (for lists that show names)."""
+    query = select(villages.c.id, villages.c.name)
+    if scope.level == "town":
+        query = query.where(villages.c.town_id == scope.id)
+    elif scope.level == "village":
+        query = query.where(villages.c.id == scope.id)
+    return {row.id: row.name for row in conn.execute(query)}

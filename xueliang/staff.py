@@ -18,7 +18,7 @@ MIN_PASSWORD = 10
 MAX_PASSWORD = 256
 # Verifying against this when the username is unknown keeps response times equal,
 # so sign-in timing does not tell which usernames exist.
-_DUMMY_HASH = credentials.hash_staff_password("not-a-real-password")
+DUMMY_HASH = credentials.hash_staff_password("not-a-real-password")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +85,7 @@ async def find(conn: AsyncConnection, username: str) -> Staff | None:
 async def authenticate(conn: AsyncConnection, username: str, password: str) -> Staff:
     """The account, if the password matches and the account is enabled."""
     row = (await conn.execute(select(staff).where(staff.c.username == username))).one_or_none()
-    stored = row.password_hash if row is not None else _DUMMY_HASH
+    stored = row.password_hash if row is not None else DUMMY_HASH
     if not credentials.verify_staff_password(stored, password) or row is None or row.disabled:
         raise InvalidCredentials("wrong username or password")
     if credentials.staff_hash_is_outdated(row.password_hash):

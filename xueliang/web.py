@@ -19,6 +19,7 @@ from xueliang import __version__
 from xueliang.alarms import AlarmService
 from xueliang.config import Settings
 from xueliang.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from xueliang.events import EventBus
 from xueliang.metrics import Metrics
 from xueliang.storage import Database, ensure_schema
 
@@ -41,6 +42,8 @@ DATABASE = web.AppKey("database", Database)
 ALARMS = web.AppKey("alarms", AlarmService)
 METRICS = web.AppKey("metrics", Metrics)
 HEALTH_CHECKS = web.AppKey("health_checks", dict[str, HealthCheck])
+# Set by the entrance when alarms change in other processes too (see xueliang.events).
+EVENT_BUS = web.AppKey("event_bus", EventBus)
 
 
 def create_app(settings: Settings, secret_key: bytes) -> web.Application:
@@ -129,7 +132,7 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
         m.http_seconds.labels(route).observe(time.perf_counter() - started)
 
 
-_STATUS_OF = {NotFound: 404, InvalidInput: 400, AlreadyExists: 409, Conflict: 409}
+STATUS_OF = {NotFound: 404, InvalidInput: 400, AlreadyExists: 409, Conflict: 409}
 
 
 @web.middleware
@@ -140,8 +143,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except web.HTTPException:
         raise
-    except tuple(_STATUS_OF) as e:
-        status = next(s for kind, s in _STATUS_OF.items() if isinstance(e, kind))
+    except tuple(STATUS_OF) as e:
+        status = next(s for kind, s in STATUS_OF.items() if isinstance(e, kind))
         return web.json_response({"error": str(e)}, status=status)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
@@ -13,14 +12,14 @@ from aiohttp import web
 from stb_portal import i18n
 from stb_portal.keys import JINJA, STATIC, TRANSLATIONS
 from stb_portal.tv.session import csrf_token
+from xueliang.alarm_payloads import iso
+from xueliang.geography import LOCAL_TIME
 from xueliang.pairing import Session
 from xueliang.resources import templates_dir
 
 LANG_COOKIE = "xl_lang"
 SIMPLE_COOKIE = "xl_simple"
 SD_COOKIE = "xl_sd"
-# The county's clock: villagers read local time, whatever the server's zone.
-LOCAL_TIME = ZoneInfo("Asia/Shanghai")
 
 
 def environment() -> jinja2.Environment:
@@ -37,6 +36,7 @@ def environment() -> jinja2.Environment:
         gettext=i18n.gettext, ngettext=i18n.ngettext, newstyle=True
     )
     env.filters["clock"] = _clock
+    env.filters["iso"] = iso
     return env
 
 

@@ -4,7 +4,9 @@ a copy of the seeded demo county; no broker is needed for the pages themselves."
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiohttp import web
@@ -18,6 +20,9 @@ from xueliang.signing import derive, load_secret_key
 from xueliang.web import create_app
 
 Client = TestClient[web.Request, web.Application]
+
+if TYPE_CHECKING:
+    from tests.stb_portal.browser import Server
 
 
 def demo_pair_path(data_dir: Path, household: str) -> str:
@@ -51,3 +56,18 @@ def csrf_of(html: str) -> str:
     match = re.search(r'name="csrf" value="([^"]+)"', html)
     assert match, "no CSRF field in the form"
     return match.group(1)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`xueliang run --demo`, as a county runs it."""
+    from tests.stb_portal.browser import run_demo  # needs Playwright: imported on use
+
+    yield from run_demo(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from tests.stb_portal.browser import launch_chromium
+
+    yield from launch_chromium()

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from xueliang import devices, households
+from tests.xueliang.conftest import press, service
 from xueliang.alarms import AlarmService, RaiseRequest
 from xueliang.errors import InvalidTransition, NotFound
 from xueliang.geography import Scope
@@ -18,25 +18,6 @@ from xueliang.storage import Database
 from xueliang.storage.tables import alarm_events, alarm_messages, alarms, outbox
 from xueliang.storage.types import utcnow
 from xueliang.topics import Topics
-
-
-@pytest.fixture
-async def homes(county: Database) -> Database:
-    """h1 (two buttons) and h2 in qilong (town puxing), h3 in anxicun (town anxi)."""
-    async with county.transaction() as conn:
-        for household, village in (("h1", "qilong"), ("h2", "qilong"), ("h3", "anxicun")):
-            await households.add(conn, village=village, name=f"{household}家", id=household)
-        for device, household in (("d1", "h1"), ("d1b", "h1"), ("d2", "h2"), ("d3", "h3")):
-            await devices.add(conn, household=household, id=device)
-    return county
-
-
-def service(db: Database, **options: object) -> AlarmService:
-    return AlarmService(db, Topics(), **options)  # type: ignore[arg-type]
-
-
-def press(device: str, message: str, kind: str = "panic") -> RaiseRequest:
-    return RaiseRequest("button", kind, device=device, message_id=message)  # type: ignore[arg-type]
 
 
 async def published(db: Database) -> list[tuple[str, str, dict[str, object]]]:

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from aiohttp import web
 
 import mqtt_bridge.bridge
+import mqtt_bridge.event_bus
 import stb_portal.app
 import video_relay.app
 from mqtt_bridge.embedded_broker import EmbeddedBrokerError
@@ -37,6 +38,11 @@ def build_app(
     app = create_app(settings, secret_key)
     if demo:
         app.cleanup_ctx.append(_seed_demo)
+    parts = list(parts)
+    if "portal" in parts and settings.mqtt.url is not None:
+        # Alarms changed by other processes (a bridge, other portals) reach this
+        # process's consoles through the broker; without one, only this process's.
+        mqtt_bridge.event_bus.setup(app)
     for part in parts:
         PARTS[part](app)
     return app

@@ -264,3 +264,35 @@ tv_pairings = Table(
     Column("bound_by", String(NAME)),
     Column("bound_at", UtcDateTime),
 )
+
+# --- staff sessions and the audit log ------------------------------------------------
+
+staff_sessions = Table(
+    "staff_sessions",
+    metadata,
+    # Only a SHA-256 of the session token is stored: a leaked database signs no one in.
+    Column("token_hash", String(64), primary_key=True),
+    Column("staff_id", ForeignKey("staff.id"), nullable=False, index=True),
+    Column("kind", String(8), nullable=False),
+    Column("address", String(64), nullable=False, server_default=""),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
+    CheckConstraint("kind IN ('console', 'api')", name="kind"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    # Append-only (triggers refuse UPDATE and DELETE): who did what, when, from where.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False, index=True),
+    Column("actor", String(NAME), nullable=False),
+    Column("staff_id", ForeignKey("staff.id")),
+    Column("action", String(32), nullable=False),
+    Column("target", String(NAME), nullable=False, server_default=""),
+    Column("address", String(64), nullable=False, server_default=""),
+    Column("detail", Text),
+    # Sign-in throttling counts recent failures by account and by address.
+    Index("ix_audit_log_action_actor_at", "action", "actor", "at"),
+    Index("ix_audit_log_action_address_at", "action", "address", "at"),
+)
