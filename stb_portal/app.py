@@ -16,7 +16,7 @@ from stb_portal.centre import stats_views
 from stb_portal.centre import views as centre_views
 from stb_portal.keys import CENTRE_STATIC, FEED, JINJA, STATIC, TRANSLATIONS
 from stb_portal.static import CENTRE_STATIC_DIR, StaticFiles
-from stb_portal.tv import alarm_views, law_views, views
+from stb_portal.tv import alarm_views, camera_views, law_views, views
 from stb_portal.tv.render import environment
 from xueliang.alarm_feed import AlarmFeed
 from xueliang.web import ALARMS, DATABASE, EVENT_BUS, METRICS, PartHealth, add_health_check
@@ -35,6 +35,7 @@ def setup(app: web.Application) -> None:
     views.setup(app)
     alarm_views.setup(app)
     law_views.setup(app)
+    camera_views.setup(app)
     centre_views.setup(app)
     stats_views.setup(app)
     api_views.setup(app)

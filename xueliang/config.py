@@ -224,6 +224,18 @@ class VideoSettings(Section):
         description="ffmpeg binary; default the system ffmpeg on PATH, else the one "
         "bundled with imageio-ffmpeg.",
     )
+    idle_grace_s: float = Field(
+        30.0, gt=0, le=3600,
+        description="A camera's ffmpeg stops this long after its last viewer's last request.",
+    )  # fmt: skip
+    max_transcodes: int = Field(
+        4, ge=1, le=256,
+        description="Cameras transcoded at once (CPU-bound); past it viewers are told busy.",
+    )  # fmt: skip
+    url_ttl_s: int = Field(
+        6 * 3600, ge=60, le=7 * 86_400,
+        description="Lifetime of the signed video URLs that pages hand to players.",
+    )  # fmt: skip
 
 
 class Settings(Section):

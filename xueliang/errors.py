@@ -70,3 +70,7 @@ class Throttled(XueliangError):
     def __init__(self, retry_after_s: int) -> None:
         self.retry_after_s = retry_after_s
         super().__init__(f"too many failed attempts; try again in {retry_after_s} s")
+
+
+class Busy(XueliangError):
+    """A shared resource is at its limit (e.g. concurrent transcodes); retry later."""

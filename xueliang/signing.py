@@ -8,6 +8,7 @@ import hmac
 import os
 import secrets
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from xueliang.errors import InvalidCredentials
@@ -73,3 +74,20 @@ def _mac(key: bytes, purpose: str, body: str) -> str:
 
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def sign_expiring(key: bytes, purpose: str, parts: Sequence[str], expires: int) -> str:
+    """A signature over `parts` valid until the Unix time `expires` (for URLs handed
+    to media players, which drop cookies: `?exp=…&sig=…`)."""
+    message = "\x1f".join((purpose, str(expires), *parts)).encode()
+    return _b64(hmac.new(key, message, hashlib.sha256).digest())[:32]
+
+
+def check_expiring(key: bytes, purpose: str, parts: Sequence[str], exp: str, sig: str) -> None:
+    """Raises InvalidCredentials unless `sig` signs `parts` and `exp` is in the future."""
+    if not exp.isascii() or not exp.isdigit() or len(exp) > 12 or len(sig) != 32:
+        raise InvalidCredentials("malformed signature")
+    if not hmac.compare_digest(sig, sign_expiring(key, purpose, parts, int(exp))):
+        raise InvalidCredentials("bad signature")
+    if int(exp) < time.time():
+        raise InvalidCredentials("expired link")

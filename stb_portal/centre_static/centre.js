@@ -181,6 +181,19 @@
     };
   }
 
+  // Camera stills: refreshed in place; a picture that does not exist (no snapshot was
+  // taken at the moment of the alarm) is hidden instead of shown broken.
+  document.querySelectorAll("img.live, img.moment").forEach(function (img) {
+    img.addEventListener("error", function () { img.hidden = true; });
+    img.addEventListener("load", function () { img.hidden = false; });
+  });
+  document.querySelectorAll("img[data-refresh]").forEach(function (img) {
+    var base = img.getAttribute("src");
+    setInterval(function () {
+      if (!document.hidden) { img.src = base + "?t=" + Date.now(); }
+    }, Number(img.dataset.refresh) * 1000);
+  });
+
   if (page === "alarm") { markOpened(Number(body.dataset.alarm)); }
   tick();
   setInterval(tick, 1000);

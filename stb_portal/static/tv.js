@@ -228,6 +228,56 @@
     }
   }
 
+  /* Live camera view: the box's middleware player where there is one (Huawei/Coship
+     MediaPlayer, iPanel media.AV) with the continuous MPEG-TS, else <video> with HLS
+     where the browser plays it, else a snapshot refreshed every two seconds. */
+  function play() {
+    var box = doc.getElementById("player"), still = doc.getElementById("still");
+    var video, mp, snapshot;
+    if (!box) { return ""; }
+    try {
+      if (win.MediaPlayer) {
+        mp = new win.MediaPlayer();
+        mp.initMediaPlayer(mp.getNativePlayerInstanceID(), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+        mp.setSingleMedia('[{mediaUrl:"' + absolute(box.getAttribute("data-ts")) +
+          '",mediaCode:"cam",mediaType:2,audioType:1,videoType:1,streamType:1,drmType:1,' +
+          'fingerPrint:0,copyProtection:1,allowTrickmode:0,startTime:0,endTime:0,entryID:"cam"}]');
+        mp.setVideoDisplayArea(64, 100, 1152, 490);
+        mp.setVideoDisplayMode(0);
+        mp.refreshVideoDisplay();
+        mp.playFromStart();
+        win.onunload = function () { mp.stop(); };
+        return "mediaplayer";
+      }
+      if (win.media && win.media.AV && win.media.AV.open) {
+        win.media.AV.open(absolute(box.getAttribute("data-ts")), "VOD");
+        if (win.media.video && win.media.video.setPosition) {
+          win.media.video.setPosition(64, 100, 1152, 490);
+        }
+        win.onunload = function () { win.media.AV.close(); };
+        return "ipanel";
+      }
+    } catch (err) { /* a half-working middleware: fall back to what the browser has */ }
+    video = doc.createElement("video");
+    if (video.canPlayType && video.canPlayType("application/vnd.apple.mpegurl")) {
+      video.src = box.getAttribute("data-hls");
+      video.autoplay = true;
+      video.muted = true;
+      box.replaceChild(video, still);
+      if (video.play) { video.play(); }
+      return "hls";
+    }
+    snapshot = box.getAttribute("data-snapshot");
+    win.setInterval(function () {
+      still.src = snapshot + "&t=" + new Date().getTime();
+    }, 2000);
+    return "snapshots";
+  }
+
+  function absolute(url) {
+    return url.charAt(0) === "/" ? win.location.protocol + "//" + win.location.host + url : url;
+  }
+
   doc.onkeydown = function (e) { return handle(e, "keydown"); };
   doc.onkeypress = function (e) { return handle(e, "keypress"); };
   doc.onirkeypress = function (e) { return handle(e, "irkeypress"); };
@@ -235,5 +285,7 @@
   ensure();
   if (doc.body.getAttribute("data-poll")) { win.setInterval(poll, 3000); }
 
-  win.XL = { keys: KEYS, platform: platform(), focused: function () { return focused; } };
+  win.XL = {
+    keys: KEYS, platform: platform(), focused: function () { return focused; }, player: play()
+  };
 }(window, document));

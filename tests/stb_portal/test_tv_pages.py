@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from stb_portal.tv import session as tv_session
 from tests.stb_portal.conftest import Client, csrf_of, demo_pair_path
-from xueliang import households, law, pairing
+from xueliang import cameras, households, law, pairing
 from xueliang.alarms import RaiseRequest
 from xueliang.errors import NotFound
 from xueliang.storage import Database
@@ -249,7 +249,7 @@ async def test_static_files_are_cached_and_compressed(paired: Client) -> None:
 
 
 PAGES = ["/tv/", "/tv/alarm", "/tv/alarms", "/tv/law", "/tv/law/fraud", "/tv/settings",
-         "/tv/soon/cameras"]  # fmt: skip
+         "/tv/soon/polls", "/tv/cameras", "/tv/cameras/qilong-square"]  # fmt: skip
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -258,7 +258,8 @@ async def test_page_budget(paired: Client, path: str) -> None:
     response = await paired.get(path, headers={"Accept-Encoding": "gzip"})
     html = await response.read()
     resources = re.findall(rb'(?:src|href)="(/tv/static/[^"]+)"', html)
-    images = re.findall(rb"<img\b", html)
+    images = re.findall(rb'<img\b[^>]*\bwidth="(\d+)" height="(\d+)"', html)
+    assert len(images) == html.count(b"<img"), "every image states its size"
     assert 1 + len(resources) + len(images) <= 4
     total = len(gzip.compress(html))
     for url in resources:
@@ -269,4 +270,27 @@ async def test_page_budget(paired: Client, path: str) -> None:
             else len(gzip.compress(await asset.read()))
         )
     assert total <= 20 * 1024, f"{path}: {total} bytes"
-    assert not images  # nothing that decodes to megabytes
+    for width, height in images:  # nothing that decodes to more than 1 MB
+        assert int(width) * int(height) * 4 <= 1024 * 1024, (path, width, height)
+
+
+async def test_cameras_of_my_village_with_signed_links(paired: Client) -> None:
+    """The household sees its village's public cameras; the links carry a signature
+    (box players drop cookies); another village's camera does not exist for it."""
+    page = await (await paired.get("/tv/cameras")).text()
+    assert "骑龙社区广场" in page
+    assert re.search(
+        r'src="/video/village/qilong/mosaic\.jpg\?exp=\d+&amp;sig=[\w-]+&amp;small=1"', page
+    )
+    view = await (await paired.get("/tv/cameras/qilong-square")).text()
+    for output in ("index.m3u8", "stream.ts", "snapshot.jpg"):
+        assert re.search(rf"/video/qilong-square/{re.escape(output)}\?exp=\d+&amp;sig=", view)
+    assert 'data-page="video"' in view and 'href="/tv/cameras"' in view
+    async with paired.app[DATABASE].transaction() as conn:
+        await cameras.add(conn, id="anxi-gate", name="安西村口", village="anxicun",
+                          url="testsrc://")  # fmt: skip
+        await cameras.add(conn, id="qilong-private", name="内部", village="qilong",
+                          url="testsrc://", public=False)  # fmt: skip
+    for hidden in ("anxi-gate", "qilong-private", "nothing", "..%2F"):
+        assert (await paired.get(f"/tv/cameras/{hidden}")).status == 404
+    assert "内部" not in await (await paired.get("/tv/cameras")).text()

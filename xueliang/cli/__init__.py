@@ -124,7 +124,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--village", required=True)
     p.add_argument("--url", required=True, help="rtsp://, http(s)://, file:// or testsrc://")
     p.add_argument(
-        "--mask", action="append", default=[], metavar="X,Y,W,H", help="privacy mask (fractions)"
+        "--mask",
+        action="append",
+        default=[],
+        metavar="X,Y,W,H[,blur]|poly:X1,Y1;X2,Y2;X3,Y3[;...]",
+        help="privacy mask in fractions of the frame (repeatable): a rectangle, black or"
+        " blurred, or a black polygon of 3 to 32 corners",
     )
     p.add_argument("--profile", default="stb", choices=cameras.PROFILES)
     p.add_argument("--private", action="store_true", help="staff only, not shown to households")

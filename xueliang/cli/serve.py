@@ -39,7 +39,7 @@ def build_app(
     if demo:
         app.cleanup_ctx.append(_seed_demo)
     parts = list(parts)
-    if "portal" in parts and settings.mqtt.url is not None:
+    if {"portal", "relay"} & set(parts) and settings.mqtt.url is not None:
         # Alarms changed by other processes (a bridge, other portals) reach this
         # process's consoles through the broker; without one, only this process's.
         mqtt_bridge.event_bus.setup(app)
