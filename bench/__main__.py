@@ -4,7 +4,15 @@ is reported and the others still run (exit status 1 then)."""
 import sys
 import traceback
 
-from bench import alarm_burst, alarm_isolation, alarm_latency, idle_memory, sse_fanout, tv_pages
+from bench import (
+    alarm_burst,
+    alarm_isolation,
+    alarm_latency,
+    idle_memory,
+    sse_fanout,
+    tv_pages,
+    video_relay,
+)
 
 # The guard matters: alarm_isolation starts a process with "spawn", which imports
 # this module again.
@@ -17,6 +25,7 @@ if __name__ == "__main__":
         alarm_isolation,
         tv_pages,
         sse_fanout,
+        video_relay,
     ):
         try:
             benchmark.main()

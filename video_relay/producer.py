@@ -100,6 +100,7 @@ class Producer:
         self._attempts = itertools.count()
         self._last_kind: str | None = None
         self._stopping = False
+        self._served: tuple[int, str] | None = None
 
     @property
     def key(self) -> str:
@@ -139,6 +140,14 @@ class Producer:
             if segment.seq == seq:
                 return segment
         return None
+
+    def playlist_for(self, suffix: str) -> str:
+        """The playlist with segment URLs `seg/{n}.ts{suffix}`; built once per new
+        segment and shared by every viewer (only their signatures differ)."""
+        newest = self.segments[-1].seq if self.segments else -1
+        if self._served is None or self._served[0] != newest:
+            self._served = (newest, self.playlist(lambda seq: f"seg/{seq}.ts\x00"))
+        return self._served[1].replace("\x00", suffix)
 
     def playlist(self, url_of: Callable[[int], str]) -> str:
         """The HLS playlist of the window: version 3, MPEG-TS, continuous numbering."""

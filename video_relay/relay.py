@@ -48,9 +48,10 @@ class Relay:
         self.restarts = MetricCounter(
             "xl_video_restarts", "Camera ffmpeg restarts (exits and stalls).", registry=registry
         )
-        Gauge("xl_video_producers", "Running camera producers.", registry=registry).set_function(
-            lambda: len(self.producers)
-        )
+        self.states = Gauge(
+            "xl_video_cameras", "Running camera producers by state.", ["state"],
+            registry=registry,
+        )  # fmt: skip
 
     def producer(self, camera: Camera, profile: str | None = None) -> Producer:
         """The running producer of `camera` in `profile` (its own by default), started
@@ -94,9 +95,12 @@ class Relay:
             self.producers.pop(key, None)
             self._tasks.pop(key, None)
             self.restarts.inc(producer.restarts)
+            self._state_changed(producer)
 
-    def _state_changed(self, producer: Producer) -> None:
-        pass  # states are read by health(); kept as a hook for the console's live view
+    def _state_changed(self, _producer: Producer) -> None:
+        counts = Counter(p.state for p in self.producers.values())
+        for state in ("starting", "live", "offline"):
+            self.states.labels(state).set(counts[state])
 
     def health(self) -> dict[str, Any]:
         states = Counter(p.state for p in self.producers.values())

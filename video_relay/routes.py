@@ -107,6 +107,8 @@ async def _producer(request: web.Request, camera: Camera, *, start: bool = True)
 async def _ready(producer: Producer) -> None:
     """Wait for the first segment; a viewer waiting counts as watching (the producer
     must not go idle under a cold start that takes longer than the grace period)."""
+    if producer.ready.is_set():
+        return
     producer.viewers += 1
     try:
         async with asyncio.timeout(READY_WAIT_S):
@@ -126,7 +128,7 @@ async def playlist(request: web.Request) -> web.Response:
     await _ready(producer)
     carried = {k: v for k, v in request.query.items() if k in ("exp", "sig", "profile")}
     suffix = f"?{urlencode(carried)}" if carried else ""
-    body = producer.playlist(lambda seq: f"seg/{seq}.ts{suffix}")
+    body = producer.playlist_for(suffix)
     producer.touch()
     return web.Response(
         text=body,

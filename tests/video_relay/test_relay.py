@@ -188,6 +188,8 @@ async def test_a_frozen_ffmpeg_is_noticed_and_replaced(client: Client) -> None:
         await asyncio.sleep(0.3)
     assert frozen not in ffmpeg_children() and producer.state == "live"
     assert producer.restarts == 1
+    metrics = await (await client.get("/metrics")).text()
+    assert 'xl_video_cameras{state="live"} 1.0' in metrics
 
 
 async def test_masks_are_burnt_into_every_output(client: Client) -> None:
