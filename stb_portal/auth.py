@@ -126,15 +126,20 @@ def csrf_token(request: web.Request, session: StaffSession) -> str:
 async def checked_form(request: web.Request, session: StaffSession) -> dict[str, str]:
     """The posted form's text fields, when its CSRF token is this session's and it
     comes from this site; 403 otherwise."""
-    origin = request.headers.get("Origin")
-    # Hosts, not schemes: behind a TLS proxy the request arrives here as plain http.
-    if origin is not None and urlsplit(origin).netloc != request.host:
-        raise web.HTTPForbidden(text="This form was sent from another site.")
+    same_site(request)
     form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
     token = form.get("csrf", "")
     if not hmac.compare_digest(token.encode(), csrf_token(request, session).encode()):
         raise web.HTTPForbidden(text="The form has expired. Go back, reload and try again.")
     return form
+
+
+def same_site(request: web.Request) -> None:
+    """403 for a form posted from another site (when the browser says so)."""
+    origin = request.headers.get("Origin")
+    # Hosts, not schemes: behind a TLS proxy the request arrives here as plain http.
+    if origin is not None and urlsplit(origin).netloc != request.host:
+        raise web.HTTPForbidden(text="This form was sent from another site.")
 
 
 def issue_cookie(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -25,6 +26,8 @@ from xueliang.web import (
     PartHealth,
     add_health_check,
 )
+
+log = logging.getLogger(__name__)
 
 
 def setup(app: web.Application) -> None:
@@ -67,6 +70,7 @@ async def _relay(app: web.Application) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(feed.run(), name="video-alarm-feed"),
         asyncio.create_task(moments.run(), name="video-alarm-snapshots"),
+        asyncio.create_task(_sweep_daily(moments), name="video-alarm-snapshot-sweep"),
     ]
     yield
     feed.close_all()
@@ -74,3 +78,11 @@ async def _relay(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await relay.close()
+
+
+async def _sweep_daily(moments: AlarmSnapshots) -> None:
+    while True:
+        removed = await asyncio.to_thread(moments.sweep)
+        if removed:
+            log.info("removed the snapshots of %d old alarm(s)", removed)
+        await asyncio.sleep(86_400)

@@ -184,6 +184,7 @@ class Producer:
                 render_mask_png, self.camera.masks, self.preset.width, self.preset.height, mask_png
             )
         slate: _Source | None = None
+        camera: _Source | None = None
         try:
             while not self.idle():
                 camera = await self._start("camera", mask_png)
@@ -221,8 +222,9 @@ class Producer:
                         await self._end(slate)
                         slate = await self._start("slate", None)
         finally:
-            if slate is not None:
-                await self._end(slate)
+            for source in (camera, slate):  # whatever ended the loop, no ffmpeg outlives it
+                if source is not None and source.ffmpeg.running:
+                    await source.ffmpeg.stop()
             self._set_state("stopped")
             self._new_segment.set()
             shutil.rmtree(self.folder, ignore_errors=True)
@@ -267,12 +269,14 @@ class Producer:
         except (FileNotFoundError, UnicodeDecodeError):
             return False
         took = False
-        for duration, name in _EXTINF.findall(listed):
+        entries = _EXTINF.findall(listed)
+        for duration, name in entries:
             if name in source.taken or "/" in name:
                 continue
             source.taken.add(name)
             self._publish(source, source.folder / name, float(duration))
             took = True
+        source.taken &= {name for _duration, name in entries}  # bounded by the listing
         return took
 
     def _publish(self, source: _Source, path: Path, duration: float) -> None:

@@ -23,7 +23,7 @@ from video_relay.producer import Producer
 from video_relay.snapshots import SnapshotCache, offline_jpeg
 from xueliang import cameras, geography, staff_sessions, video_urls
 from xueliang.cameras import Camera
-from xueliang.errors import Busy, InvalidCredentials, NotFound
+from xueliang.errors import Busy, InvalidCredentials, InvalidInput, NotFound
 from xueliang.storage.tables import alarms
 from xueliang.ttl_cache import TtlCache
 from xueliang.web import DATABASE, SECRET_KEY
@@ -147,7 +147,8 @@ async def segment(request: web.Request) -> web.StreamResponse:
     if found is None or not found.path.exists():
         raise web.HTTPNotFound(text="no such segment (it may have left the window)")
     return web.FileResponse(
-        found.path, headers={"Content-Type": "video/mp2t", "Cache-Control": "max-age=60"}
+        found.path,
+        headers={"Content-Type": "video/mp2t", "Cache-Control": "private, max-age=60"},
     )
 
 
@@ -241,8 +242,8 @@ async def village_mosaic(request: web.Request) -> web.Response:
             producer = relay.producer(camera)
             async with asyncio.timeout(READY_WAIT_S):
                 await producer.ready.wait()
-        except (Busy, TimeoutError):
-            return None
+        except (Busy, InvalidInput, TimeoutError):
+            return None  # an offline tile: busy, misconfigured or not starting
         return await cache.get(producer.key, producer.live)
 
     tiles = await asyncio.gather(*(tile(c) for c in found))
@@ -276,7 +277,9 @@ async def alarm_snapshot(request: web.Request) -> web.StreamResponse:
     found = request.config_dict[ALARM_SNAPSHOTS].path(int(number), camera)
     if found is None:
         raise web.HTTPNotFound(text="no snapshot was taken")
-    return web.FileResponse(found, headers={"Content-Type": "image/jpeg"})
+    return web.FileResponse(
+        found, headers={"Content-Type": "image/jpeg", "Cache-Control": "private, no-store"}
+    )
 
 
 def setup_routes(app: web.Application) -> None:

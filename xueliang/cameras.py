@@ -177,6 +177,8 @@ async def add(
     )
     if profile not in PROFILES:
         raise InvalidInput("profile", "must be one of " + ", ".join(PROFILES))
+    if profile == "copy" and masks:
+        raise InvalidInput("profile", "a camera with privacy masks must be transcoded, not copy")
     await get_village(conn, village)
     if await find(conn, camera.id) is not None:
         raise AlreadyExists("camera", camera.id)

@@ -1,23 +1,27 @@
 """Staff sign-in: password check with throttling, sessions for the console (cookie)
 and the API (Bearer), sign-out. Every attempt lands in the audit log.
 
-The password hash is verified on a reader thread, never while holding the write lock:
-an argon2 check takes tens of milliseconds and alarms must not wait for it.
+The password hash is verified on threads of its own, never on the event loop, a
+database thread or under the write lock: an argon2 check takes a few hundred
+milliseconds and alarms must not wait for it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, Row, delete, select, update
 
 from xueliang import audit, credentials
-from xueliang.errors import InvalidCredentials, Throttled
+from xueliang.errors import Busy, InvalidCredentials, Throttled
 from xueliang.geography import Scope
 from xueliang.staff import DUMMY_HASH, MAX_PASSWORD, Staff
 from xueliang.storage import Database
@@ -25,6 +29,7 @@ from xueliang.storage.tables import staff, staff_sessions
 from xueliang.storage.types import utcnow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Kind = Literal["console", "api"]
 
@@ -63,52 +68,67 @@ class StaffSession:
 async def sign_in(
     db: Database, username: str, password: str, *, kind: Kind, address: str
 ) -> SignedIn:
-    """A new session when the password matches; raises Throttled while an account or
-    an address is cooling down, InvalidCredentials otherwise (same message for an
-    unknown account and a wrong password)."""
-    username = username[:100]
-    check = partial(
-        _check, username=username, password=password[: MAX_PASSWORD + 1], address=address
-    )
+    """A new session when the password matches; raises Throttled while an account (from
+    this address) or an address is cooling down, Busy when too many checks are already
+    running, InvalidCredentials otherwise (same message for an unknown account and a
+    wrong password)."""
+    username, password = username[:100], password[: MAX_PASSWORD + 1]
     try:
-        checked = await db.run_read(check)
+        row = await db.run_read(partial(_account, username=username, address=address))
     except Throttled as e:
         log.warning("sign-in as %r from %s refused for %d s", username, address, e.retry_after_s)
         raise
-    if checked is None:
+    # Verify even for unknown accounts so response times do not tell which exist.
+    stored = row.password_hash if row is not None else DUMMY_HASH
+    matches = await _off_the_loop(credentials.verify_staff_password, stored, password)
+    if not matches or row is None or row.disabled:
         entry = audit.Entry(actor=username or "-", action=FAILED, address=address)
         await audit.record(db, entry)
         raise InvalidCredentials("wrong username or password")
-    person, rehash = checked
+    person = Staff(row.id, row.username, row.display_name, row.role, row.scope_id)
+    rehash = None
+    if credentials.staff_hash_is_outdated(row.password_hash):
+        rehash = await _off_the_loop(credentials.hash_staff_password, password)
     token = credentials.new_token()
     expires_at = utcnow() + LIFETIME[kind]
     work = partial(
         _open, person=person, token=token, kind=kind, address=address, expires_at=expires_at,
-        rehash=credentials.hash_staff_password(password) if rehash else None,
+        rehash=rehash,
     )  # fmt: skip
     await db.run_write(work)
     return SignedIn(person, token, expires_at)
 
 
-def _check(
-    conn: Connection, *, username: str, password: str, address: str
-) -> tuple[Staff, bool] | None:
+# argon2 takes ~64 MiB and a few hundred ms of CPU per check: never on the event loop
+# (which carries the alarms) nor on a database thread, and never more than a few at once.
+_VERIFIERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="password-check")
+_WAITING_MAX = 8
+_waiting = 0
+
+
+async def _off_the_loop(work: Callable[..., T], *args: str) -> T:
+    global _waiting
+    if _waiting >= _WAITING_MAX:
+        raise Busy("too many sign-ins at once; try again in a few seconds")
+    _waiting += 1
+    try:
+        return await asyncio.get_running_loop().run_in_executor(_VERIFIERS, work, *args)
+    finally:
+        _waiting -= 1
+
+
+def _account(conn: Connection, *, username: str, address: str) -> Row[Any] | None:
     _refuse_while_throttled(conn, username, address)
-    row = conn.execute(select(staff).where(staff.c.username == username)).one_or_none()
-    # Verify even for unknown accounts so response times do not tell which exist.
-    stored = row.password_hash if row is not None else DUMMY_HASH
-    matches = credentials.verify_staff_password(stored, password)
-    if not matches or row is None or row.disabled:
-        return None
-    person = Staff(row.id, row.username, row.display_name, row.role, row.scope_id)
-    return person, credentials.staff_hash_is_outdated(row.password_hash)
+    return conn.execute(select(staff).where(staff.c.username == username)).one_or_none()
 
 
 def _refuse_while_throttled(conn: Connection, username: str, address: str) -> None:
+    """Guessing one account from one address slows down that pair only, so a stranger
+    cannot lock a duty officer out; many failures from one address hold the address."""
     by_address = audit.recent_failures(conn, FAILED, address=address, window=WINDOW)
     if by_address.count >= ADDRESS_FAILURES and by_address.last is not None:
         _wait(by_address.last, LONGEST_WAIT_S)
-    by_account = audit.recent_failures(conn, FAILED, actor=username, window=WINDOW)
+    by_account = audit.recent_failures(conn, FAILED, actor=username, address=address, window=WINDOW)
     if by_account.count >= FREE_FAILURES and by_account.last is not None:
         doublings = by_account.count - FREE_FAILURES
         _wait(by_account.last, min(LONGEST_WAIT_S, FIRST_WAIT_S * 2 ** min(doublings, 10)))

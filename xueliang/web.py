@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from xueliang import __version__
 from xueliang.alarms import AlarmService
 from xueliang.config import Settings
-from xueliang.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from xueliang.errors import AlreadyExists, Busy, Conflict, InvalidInput, NotFound
 from xueliang.events import EventBus
 from xueliang.metrics import Metrics
 from xueliang.storage import Database, ensure_schema
@@ -132,7 +132,7 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
         m.http_seconds.labels(route).observe(time.perf_counter() - started)
 
 
-STATUS_OF = {NotFound: 404, InvalidInput: 400, AlreadyExists: 409, Conflict: 409}
+STATUS_OF = {NotFound: 404, InvalidInput: 400, AlreadyExists: 409, Conflict: 409, Busy: 503}
 
 
 @web.middleware

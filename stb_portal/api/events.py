@@ -42,7 +42,7 @@ async def stream_events(request: web.Request, session: StaffSession) -> web.Stre
     subscription = feed.subscribe()  # before catching up, so nothing falls in between
     try:
         head = [f"retry: {RETRY_MS}\n\n".encode()]
-        sent: set[int] = set()
+        sent: dict[int, int] = {}  # alarm → last event id the catch-up already sent
         if last is None:
             head.append(_frame("hello", feed.cursor, '{"resume": false}'))
         else:
@@ -52,7 +52,7 @@ async def stream_events(request: web.Request, session: StaffSession) -> web.Stre
                 head.append(_frame("reset", feed.cursor, "{}"))
             else:
                 head += [change.frame for change in missed]
-                sent = {change.id for change in missed}
+                sent = {change.alarm: change.id for change in missed}
                 head.append(_frame("hello", None, '{"resume": true}'))
         await response.write(b"".join(head))
         await _follow(request, response, session, subscription, sent)
@@ -68,7 +68,7 @@ async def _follow(
     response: web.StreamResponse,
     session: StaffSession,
     subscription: Subscription,
-    sent: set[int],
+    sent: dict[int, int],
 ) -> None:
     """Write what the feed queues, several events in one write when they pile up."""
     scope = session.scope
@@ -82,7 +82,10 @@ async def _follow(
         frames = [
             item.frame
             for item in items
-            if isinstance(item, Change) and item.id not in sent and item.visible_to(scope)
+            # A queued change older than what the catch-up sent would show a stale state.
+            if isinstance(item, Change)
+            and item.id > sent.get(item.alarm, 0)
+            and item.visible_to(scope)
         ]
         if "keepalive" in items:
             frames.append(b": keepalive\n\n")

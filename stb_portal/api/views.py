@@ -44,7 +44,8 @@ _NOT_FOUND = Reply("no such alarm in your scope", schemas.Error)
     body=schemas.SessionRequest, secured=False,
     replies={201: Reply("signed in", schemas.Token), 400: _BAD,
              401: Reply("wrong username or password", schemas.Error),
-             429: Reply("too many failed attempts; see Retry-After", schemas.Error)},
+             429: Reply("too many failed attempts; see Retry-After", schemas.Error),
+             503: Reply("too many sign-ins at once; retry in a few seconds", schemas.Error)},
 )  # fmt: skip
 async def sign_in(request: web.Request) -> web.Response:
     given = await body(request, schemas.SessionRequest)
@@ -199,7 +200,7 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         status = next((s for kind, s in STATUS_OF.items() if isinstance(e, kind)), None)
         if status is None:
             raise
-        return _error(status, str(e))
+        return _error(status, str(e), headers={"Retry-After": "5"} if status == 503 else None)
 
 
 def _error(

@@ -4,7 +4,6 @@ updates and the alarm sound, and every action also works as a plain form post.""
 
 from __future__ import annotations
 
-import json
 import logging
 from functools import partial
 from typing import cast
@@ -15,9 +14,10 @@ from aiohttp import web
 from stb_portal import auth, staff_actions
 from stb_portal.centre.render import LANG_COOKIE, page
 from stb_portal.i18n import LANGS
+from stb_portal.keys import FEED
 from xueliang import alarm_board, devices, geography, staff_sessions
 from xueliang.alarms import Action
-from xueliang.errors import InvalidCredentials, InvalidInput, InvalidTransition, Throttled
+from xueliang.errors import Busy, InvalidCredentials, InvalidInput, InvalidTransition, Throttled
 from xueliang.web import DATABASE, SETTINGS
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ async def login_form(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
+    auth.same_site(request)  # no signing in from another site's form (login CSRF)
     form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
     username = form.get("username", "").strip()
     problem: str | None = None
@@ -45,6 +46,8 @@ async def login(request: web.Request) -> web.Response:
         problem = "wrong"
     except Throttled as e:
         problem, retry_after = "throttled", e.retry_after_s
+    except Busy:
+        problem, retry_after = "throttled", 5
     if problem is not None:
         return page(
             request, "centre/login.html", session=None, next=_next(request, form),
@@ -77,23 +80,28 @@ async def logout(request: web.Request) -> web.Response:
 async def board(request: web.Request) -> web.Response:
     session = await auth.for_console(request)
     db = request.app[DATABASE]
+    # Taken before the list: what changes while the page loads comes by the stream.
+    last_event = request.app[FEED].cursor
     found = await db.run_read(
         partial(alarm_board.page, scope=session.scope, state="open", limit=alarm_board.MAX_LIMIT)
     )
     names = await db.run_read(partial(geography.village_names, scope=session.scope))
-    return page(request, "centre/board.html", session=session, alarms=found.alarms, villages=names)
+    return page(
+        request, "centre/board.html", session=session, alarms=found.alarms, villages=names,
+        last_event=last_event,
+    )  # fmt: skip
 
 
 async def alarm(request: web.Request) -> web.Response:
     session = await auth.for_console(request)
     ident = _alarm_id(request)
+    last_event = request.app[FEED].cursor
     found = await request.app[DATABASE].run_read(
         partial(alarm_board.detail, scope=session.scope, alarm_id=ident)
     )
     return page(
         request, "centre/alarm.html", session=session, detail=found, alarm=found.alarm,
-        problem=request.query.get("problem"), actions=STAFF_ACTIONS,
-        data=json.dumps({"alarm": ident, "updated_at": found.alarm["updated_at"]}),
+        problem=request.query.get("problem"), actions=STAFF_ACTIONS, last_event=last_event,
     )  # fmt: skip
 
 

@@ -159,7 +159,9 @@
   // --- live events ------------------------------------------------------------------
   function follow() {
     var live = document.getElementById("live");
-    var source = new EventSource("/api/v1/events");
+    // From the moment the page was read: nothing raised while it loaded is missed.
+    var since = body.dataset.lastEvent;
+    var source = new EventSource("/api/v1/events" + (since ? "?last_event_id=" + since : ""));
     source.addEventListener("hello", function () {
       if (live) { live.dataset.state = "live"; live.textContent = labels.live; }
     });

@@ -82,6 +82,8 @@ async def test_board_lists_open_alarms_most_urgent_first(tv: Client, demo_dir: P
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
     assert "王德明家" in page and "张国强家" not in page
     assert re.search(r'<script src="/centre/static/centre\.js\?v=\w+">', page)
+    # The stream starts where the page was read: nothing raised meanwhile is missed.
+    assert re.search(r'data-last-event="\d+"', page)
 
 
 async def test_acting_with_forms(tv: Client, demo_dir: Path) -> None:

@@ -333,3 +333,14 @@ async def test_the_moment_of_an_alarm_is_kept(client: Client, demo_dir: Path) ->
     assert response.content_type == "image/jpeg" and len(await response.read()) > 1000
     assert (await client.get(path, headers=await bearer("anxi-centre"))).status == 404
     assert (await client.get(path)).status == 401
+
+
+async def test_a_masked_camera_cannot_be_registered_for_remuxing(client: Client) -> None:
+    from xueliang.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="transcoded"):
+        async with client.app[DATABASE].transaction() as conn:
+            await cameras.add(
+                conn, id="bad", name="bad", village="qilong", url="testsrc://",
+                masks=(Mask(x=0, y=0, w=0.5, h=0.5),), profile="copy",
+            )  # fmt: skip
