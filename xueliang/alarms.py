@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Literal, get_args
@@ -35,6 +35,7 @@ from xueliang.storage.tables import (
 )
 from xueliang.storage.types import utcnow
 from xueliang.topics import Topics
+from xueliang.ttl_cache import TtlCache
 
 log = logging.getLogger(__name__)
 
@@ -459,26 +460,39 @@ class AlarmService:
             query = query.where(where)
         rows = conn.execute(query.order_by(alarms.c.id.desc()).limit(limit))
         now = utcnow()
-        return [
-            HouseholdAlarm(
-                id=row.id,
-                state=row.state,
-                kind=row.kind,
-                source=row.source,
-                presses=row.presses,
-                raised_at=row.raised_at,
-                updated_at=row.updated_at,
-                acknowledged_at=row.acknowledged_at,
-                acknowledged_by=row.acknowledged_by,
-                dispatched_at=row.dispatched_at,
-                dispatched_by=row.dispatched_by,
-                closed_at=row.closed_at,
-                closed_by=row.closed_by,
-                cancellable=row.state in OPEN
-                and (now - row.received_at).total_seconds() <= self.cancel_grace_s,
-            )
-            for row in rows
-        ]
+        return [self._household_alarm(row, now) for row in rows]
+
+    def _latest_household_row(self, conn: Connection, *, household: str) -> _Latest | None:
+        """The household's newest alarm, and until when the household may cancel it."""
+        row = conn.execute(
+            select(alarms)
+            .where(alarms.c.household_id == household)
+            .order_by(alarms.c.id.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            return None
+        until = row.received_at + timedelta(seconds=self.cancel_grace_s)
+        return _Latest(self._household_alarm(row, utcnow()), until)
+
+    def _household_alarm(self, row: Row[Any], now: datetime) -> HouseholdAlarm:
+        return HouseholdAlarm(
+            id=row.id,
+            state=row.state,
+            kind=row.kind,
+            source=row.source,
+            presses=row.presses,
+            raised_at=row.raised_at,
+            updated_at=row.updated_at,
+            acknowledged_at=row.acknowledged_at,
+            acknowledged_by=row.acknowledged_by,
+            dispatched_at=row.dispatched_at,
+            dispatched_by=row.dispatched_by,
+            closed_at=row.closed_at,
+            closed_by=row.closed_by,
+            cancellable=row.state in OPEN
+            and (now - row.received_at).total_seconds() <= self.cancel_grace_s,
+        )
 
     async def payload(self, alarm_id: int) -> dict[str, Any]:
         """The alarm as centres see it on `xl/centre/{town}/alarm`."""
@@ -527,6 +541,57 @@ class AlarmService:
     def _changed(self) -> None:
         for listener in self.listeners:
             listener()
+
+
+# How late a TV page may show a change made by another process (the bridge storing a
+# button press, another portal's console) when no event bus tells this one sooner.
+LATEST_TTL_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Latest:
+    alarm: HouseholdAlarm
+    cancellable_until: datetime  # received_at + the cancel grace
+
+
+class LatestHouseholdAlarms:
+    """Each household's newest alarm, kept in memory for pages shown on every visit
+    (the TV home page shows the open one), so that a page costs no query.
+
+    Freshness: the view is one of the service's `listeners`, called after every commit
+    in this process, and then forgets everything; a read already running when that
+    happens (it may have read before the commit) is not kept. So once a press or an
+    action made in this process has returned, the next page shows it. Changes made by
+    other processes are seen at most `ttl_s` seconds late (each entry is dropped
+    `ttl_s` after its read started), or sooner when `invalidate` is also subscribed to
+    the event bus. A household that is already cancellable stops being so on time:
+    that flag is recomputed on every `get`, not cached."""
+
+    def __init__(
+        self, service: AlarmService, ttl_s: float = LATEST_TTL_S, max_items: int = 10_000
+    ) -> None:
+        self.service = service
+        self.cache: TtlCache[str, _Latest | None] = TtlCache(ttl_s, max_items)
+        service.listeners.append(self.invalidate)
+
+    def invalidate(self) -> None:
+        self.cache.clear()
+
+    async def get(self, household: str) -> HouseholdAlarm | None:
+        """The household's newest alarm (open or not), or None if it never had one."""
+        latest = await self.cache.get(household, partial(self._read, household))
+        if latest is None:
+            return None
+        alarm = latest.alarm
+        if alarm.cancellable and utcnow() > latest.cancellable_until:
+            return replace(alarm, cancellable=False)
+        return alarm
+
+    async def _read(self, household: str) -> _Latest | None:
+        service = self.service
+        return await service.db.run_read(
+            partial(service._latest_household_row, household=household)
+        )
 
 
 def _locked(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import Connection, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -11,10 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from xueliang import credentials, validation
 from xueliang.errors import AlreadyExists, InvalidInput, NotFound
 from xueliang.geography import get_village
+from xueliang.storage import Database
 from xueliang.storage.tables import households
 from xueliang.storage.types import utcnow
+from xueliang.ttl_cache import TtlCache
 
 PAIR_PATH = "/tv/pair/"
+# Names and addresses change rarely: pages read on every visit may show them this late.
+CACHE_TTL_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +133,22 @@ def get(conn: Connection, id: str) -> Household:
     if household is None:
         raise NotFound("household", id)
     return household
+
+
+class HouseholdCache:
+    """Households as read at most `seconds` ago (`TtlCache`): for pages that show the
+    household's name on every visit. A household that does not exist is not cached."""
+
+    def __init__(self, db: Database, seconds: float = CACHE_TTL_S) -> None:
+        self.db = db
+        self.cache: TtlCache[str, Household] = TtlCache(seconds)
+
+    async def get(self, id: str) -> Household:
+        """The household (NotFound if there is none), at most `seconds` old."""
+        return await self.cache.get(id, partial(self.db.run_read, partial(get, id=id)))
+
+    def forget(self, id: str) -> None:
+        self.cache.forget(id)
 
 
 async def reissue_pair_token(conn: AsyncConnection, id: str, token: str | None = None) -> str:

@@ -1,12 +1,18 @@
 """A paired box's session: a signed, HttpOnly cookie naming the household and the
-pairing generation; forms carry a CSRF token derived from the same."""
+pairing generation; forms carry a CSRF token derived from the same.
+
+A box sends the same cookies with every page, so what can be worked out from them
+alone is worked out once: the Cookie header's parse, and a genuine token's signature
+check (a signature cannot become wrong). Whether the generation is still current is
+asked of the database at most every `GENERATION_TTL_S` seconds."""
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 from functools import partial
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from xueliang import pairing
 from xueliang.errors import InvalidCredentials
@@ -22,6 +28,14 @@ PURPOSE = "tv-session"
 # Checked on every page; a re-issued link unpairs old boxes within this many seconds.
 GENERATION_TTL_S = 5.0
 GENERATIONS = web.AppKey("tv_generations", TtlCache[str, int | None])
+# Tokens whose signature this process has checked (only genuine ones: a forger cannot
+# fill it), with what they say.
+TOKENS = web.AppKey("tv_tokens", dict[str, Session])
+MAX_TOKENS = 10_000
+# Cookie headers parsed recently; longer headers are parsed each time (bounded memory).
+_PARSED: dict[str, Mapping[str, str]] = {}
+_MAX_PARSED = 2_000
+_MAX_PARSED_LENGTH = 1_000
 
 
 def issue(response: web.StreamResponse, request: web.Request, session: Session) -> None:
@@ -51,20 +65,40 @@ def _set(
     )
 
 
+def cookies(request: web.Request) -> Mapping[str, str]:
+    """`request.cookies`, parsed once per distinct Cookie header rather than per page."""
+    raw = request.headers.get(hdrs.COOKIE, "")
+    parsed = _PARSED.get(raw)
+    if parsed is None:
+        parsed = request.cookies
+        if len(raw) <= _MAX_PARSED_LENGTH:
+            if len(_PARSED) >= _MAX_PARSED:
+                _PARSED.clear()
+            _PARSED[raw] = parsed
+    return parsed
+
+
 async def current(request: web.Request) -> Session | None:
     """The household this box is paired with, if the cookie is genuine and current."""
-    token = request.cookies.get(COOKIE)
+    token = cookies(request).get(COOKIE)
     if not token or len(token) > 512:
         return None
-    try:
-        household, _, generation = unsign(request.app[SECRET_KEY], PURPOSE, token).partition("|")
-        session = Session(household, int(generation))
-    except (InvalidCredentials, ValueError):
-        return None
-    db = request.app[DATABASE]
-    current_generation = await request.app[GENERATIONS].get(
+    app = request.app
+    verified = app[TOKENS]
+    session = verified.get(token)
+    if session is None:
+        try:
+            household, _, generation = unsign(app[SECRET_KEY], PURPOSE, token).partition("|")
+            session = Session(household, int(generation))
+        except (InvalidCredentials, ValueError):
+            return None
+        if len(verified) >= MAX_TOKENS:
+            verified.clear()
+        verified[token] = session
+    db = app[DATABASE]
+    current_generation = await app[GENERATIONS].get(
         session.household,
-        lambda: db.run_read(partial(pairing.generation, household=session.household)),
+        partial(db.run_read, partial(pairing.generation, household=session.household)),
     )
     return session if current_generation == session.generation else None
 

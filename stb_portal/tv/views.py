@@ -4,34 +4,51 @@ from __future__ import annotations
 
 import logging
 import re
-from functools import partial
 
 from aiohttp import web
 
 from stb_portal.tv import session as tv_session
-from stb_portal.tv.render import LANG_COOKIE, SD_COOKIE, SIMPLE_COOKIE, page
+from stb_portal.tv.render import (
+    LANG_COOKIE,
+    RENDERED,
+    SD_COOKIE,
+    SIMPLE_COOKIE,
+    RenderCache,
+    cached_page,
+    page,
+)
 from xueliang import households, pairing
+from xueliang.alarms import LatestHouseholdAlarms
 from xueliang.errors import NotFound
+from xueliang.households import HouseholdCache
 from xueliang.pairing import Session
 from xueliang.ratelimit import DeviceLimiter
 from xueliang.ttl_cache import TtlCache
-from xueliang.web import ALARMS, DATABASE
+from xueliang.web import ALARMS, DATABASE, EVENT_BUS
 
 log = logging.getLogger(__name__)
 
-SOON = frozenset({"cameras", "lawyer", "polls"})
+SOON = frozenset({"lawyer", "polls"})
 _KEYLOG = web.AppKey("keylog_limiter", DeviceLimiter)
 _CODE = re.compile(r"\d{1,6}")
+# What the home page shows, kept in memory (see `home`); set when the app starts.
+HOUSEHOLDS = web.AppKey("tv_households", HouseholdCache)
+LATEST_ALARMS = web.AppKey("tv_latest_alarms", LatestHouseholdAlarms)
 
 
 async def home(request: web.Request) -> web.Response:
+    """The household's tiles, and its open alarm if any. Asked for on every visit, so
+    it costs no query: the name is at most `households.CACHE_TTL_S` old; the alarm is
+    fresh after any change made in this process and at most `alarms.LATEST_TTL_S` late
+    for changes made elsewhere; the HTML is rendered once per distinct input."""
     session = await tv_session.current(request)
     if session is None:
         return await unpaired(request)
-    household = await request.app[DATABASE].run_read(partial(households.get, id=session.household))
-    latest = await request.app[ALARMS].household_alarms(session.household, limit=1)
-    open_alarm = latest[0] if latest and latest[0].open else None
-    return page(
+    app = request.app
+    household = await app[HOUSEHOLDS].get(session.household)
+    latest = await app[LATEST_ALARMS].get(session.household)
+    open_alarm = latest if latest is not None and latest.open else None
+    return cached_page(
         request, "tv/home.html", session=session, household=household, open_alarm=open_alarm
     )
 
@@ -119,9 +136,21 @@ async def _to_home(_: web.Request) -> web.Response:
     raise web.HTTPMovedPermanently("/tv/")
 
 
+async def _home_caches(app: web.Application) -> None:
+    app[HOUSEHOLDS] = HouseholdCache(app[DATABASE])
+    latest = LatestHouseholdAlarms(app[ALARMS])  # forgets on every commit of this process
+    app[LATEST_ALARMS] = latest
+    if EVENT_BUS in app:  # and, when there is a bus, on every change anywhere
+        app[EVENT_BUS].subscribe(latest.invalidate)
+
+
 def setup(app: web.Application) -> None:
     app[_KEYLOG] = DeviceLimiter(burst=10, per_minute=10)
     app[tv_session.GENERATIONS] = TtlCache(tv_session.GENERATION_TTL_S)
+    app[tv_session.TOKENS] = {}
+    app[RENDERED] = RenderCache()
+    # After every cleanup context (the database and alarm service, the event bus).
+    app.on_startup.append(_home_caches)
     app.router.add_get("/tv", _to_home, name="tv_root")
     app.router.add_get("/tv/", home, name="tv_home")
     app.router.add_get("/tv/pair/{token}", pair, name="tv_pair")
