@@ -21,7 +21,7 @@ from video_relay.keys import ALARM_SNAPSHOTS, RELAY, SMALL_SNAPSHOTS, SNAPSHOTS
 from video_relay.mosaic import mosaic
 from video_relay.producer import Producer
 from video_relay.snapshots import SnapshotCache, offline_jpeg
-from xueliang import cameras, geography, staff_sessions, video_urls
+from xueliang import cameras, geography, staff_sessions, validation, video_urls
 from xueliang.cameras import Camera
 from xueliang.errors import Busy, InvalidCredentials, InvalidInput, NotFound
 from xueliang.storage.tables import alarms
@@ -139,11 +139,11 @@ async def playlist(request: web.Request) -> web.Response:
 
 async def segment(request: web.Request) -> web.StreamResponse:
     camera = await _camera(request)
-    number = request.match_info["seq"]
-    if not number.isascii() or not number.isdigit() or len(number) > 12:
+    seq = validation.number(request.match_info["seq"], 12)
+    if seq is None:
         raise web.HTTPNotFound(text="no such segment")
     producer = await _producer(request, camera, start=False)
-    found = producer.segment(int(number))
+    found = producer.segment(seq)
     if found is None or not found.path.exists():
         raise web.HTTPNotFound(text="no such segment (it may have left the window)")
     return web.FileResponse(
@@ -260,8 +260,11 @@ async def village_mosaic(request: web.Request) -> web.Response:
 
 async def alarm_snapshot(request: web.Request) -> web.StreamResponse:
     """What a camera showed when an alarm was raised: staff of the alarm's scope only."""
-    number, camera = request.match_info["alarm"], request.match_info["camera"]
-    if not number.isascii() or not number.isdigit() or len(number) > 12:
+    alarm_id, camera = (
+        validation.number(request.match_info["alarm"], 12),
+        request.match_info["camera"],
+    )
+    if alarm_id is None:
         raise web.HTTPNotFound(text="no such alarm")
     session = await _staff(request)
     if session is None:
@@ -269,12 +272,12 @@ async def alarm_snapshot(request: web.Request) -> web.StreamResponse:
     async with request.config_dict[DATABASE].read() as conn:
         row = (
             await conn.execute(
-                select(alarms.c.village_id, alarms.c.town_id).where(alarms.c.id == int(number))
+                select(alarms.c.village_id, alarms.c.town_id).where(alarms.c.id == alarm_id)
             )
         ).one_or_none()
     if row is None or not session.scope.covers(row.village_id, row.town_id):
         raise web.HTTPNotFound(text="no such alarm")
-    found = request.config_dict[ALARM_SNAPSHOTS].path(int(number), camera)
+    found = request.config_dict[ALARM_SNAPSHOTS].path(alarm_id, camera)
     if found is None:
         raise web.HTTPNotFound(text="no snapshot was taken")
     return web.FileResponse(

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from xueliang import credentials, validation
 from xueliang.errors import AlreadyExists, NotFound
-from xueliang.geography import Scope
+from xueliang.geography import Scope, villages_in
 from xueliang.households import get as get_household
 from xueliang.storage.queries import rows_by_id
 from xueliang.storage.tables import devices, households, villages
@@ -159,13 +159,12 @@ def needing_attention(conn: Connection, scope: Scope, low_battery: int) -> list[
         )
         .join(households, households.c.id == devices.c.household_id)
         .join(villages, villages.c.id == households.c.village_id)
-        .where(or_(devices.c.online.is_(False), devices.c.battery <= low_battery))
+        .where(
+            or_(devices.c.online.is_(False), devices.c.battery <= low_battery),
+            villages_in(scope),
+        )
         .order_by(villages.c.name, households.c.name, devices.c.id)
     )  # fmt: skip
-    if scope.level == "town":
-        query = query.where(villages.c.town_id == scope.id)
-    elif scope.level == "village":
-        query = query.where(villages.c.id == scope.id)
     return [
         NeedsAttention(
             r.id, r.household, r.household_name, r.address, r.village, r.village_name,

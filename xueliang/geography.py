@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import ColumnElement, Connection, Table, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from xueliang import validation
@@ -101,11 +101,16 @@ class Scope:
         return village is not None and village == self.id
 
 
+def villages_in(scope: Scope) -> ColumnElement[bool]:
+    """The SQL condition for rows of `villages` inside `scope`."""
+    if scope.level == "town":
+        return villages.c.town_id == scope.id
+    if scope.level == "village":
+        return villages.c.id == scope.id
+    return true()
+
+
 def village_names(conn: Connection, scope: Scope) -> dict[str, str]:
     """Id → name of every village in `scope` (for lists that show names)."""
-    query = select(villages.c.id, villages.c.name)
-    if scope.level == "town":
-        query = query.where(villages.c.town_id == scope.id)
-    elif scope.level == "village":
-        query = query.where(villages.c.id == scope.id)
+    query = select(villages.c.id, villages.c.name).where(villages_in(scope))
     return {row.id: row.name for row in conn.execute(query)}

@@ -13,6 +13,14 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _PHONE = re.compile(r"\+?[0-9][0-9 -]{2,30}")
 
 
+def number(text: str, max_digits: int) -> int | None:
+    """A non-negative whole number written in ASCII digits only (ids in paths, event ids,
+    segment numbers), or None for anything else, including overlong input."""
+    if not text.isascii() or not text.isdigit() or len(text) > max_digits:
+        return None
+    return int(text)
+
+
 def identifier(field: str, value: str) -> str:
     if not _ID.fullmatch(value):
         raise InvalidInput(

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from stb_portal import auth
 from stb_portal.keys import FEED
+from xueliang import validation
 from xueliang.alarm_feed import Change, Subscription
 from xueliang.staff_sessions import StaffSession
 
@@ -106,6 +107,4 @@ def _frame(event: str, ident: int | None, data: str) -> bytes:
 
 def _last_event_id(request: web.Request) -> int | None:
     text = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
-    if text is None or not text.isascii() or not text.isdigit() or len(text) > 15:
-        return None
-    return int(text)
+    return None if text is None else validation.number(text, 15)

@@ -17,7 +17,7 @@ from stb_portal import auth, staff_actions
 from stb_portal.api import schemas
 from stb_portal.api.events import stream_events
 from stb_portal.api.openapi import Api, Handler, Reply, body, json_reply, query
-from xueliang import alarm_board, staff_sessions
+from xueliang import alarm_board, staff_sessions, validation
 from xueliang.alarm_board import AlarmDetail
 from xueliang.alarm_payloads import iso
 from xueliang.errors import (
@@ -153,9 +153,10 @@ DOCUMENT = web.AppKey("openapi_document", dict[str, Any])
 
 def alarm_id(request: web.Request) -> int:
     text = request.match_info["id"]
-    if not text.isascii() or not text.isdigit() or len(text) > 15:
+    found = validation.number(text, 15)
+    if found is None:
         raise NotFound("alarm", text[:20])
-    return int(text)
+    return found
 
 
 def detail_json(found: AlarmDetail) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from stb_portal import auth, staff_actions
 from stb_portal.centre.render import LANG_COOKIE, page
 from stb_portal.i18n import LANGS
 from stb_portal.keys import FEED
-from xueliang import alarm_board, devices, geography, staff_sessions
+from xueliang import alarm_board, devices, geography, staff_sessions, validation
 from xueliang.alarms import Action
 from xueliang.errors import Busy, InvalidCredentials, InvalidInput, InvalidTransition, Throttled
 from xueliang.web import DATABASE, SETTINGS
@@ -170,10 +170,10 @@ async def board_json(request: web.Request) -> web.Response:
 
 
 def _alarm_id(request: web.Request) -> int:
-    text = request.match_info["id"]
-    if not text.isascii() or not text.isdigit() or len(text) > 15:
+    found = validation.number(request.match_info["id"], 15)
+    if found is None:
         raise web.HTTPNotFound()
-    return int(text)
+    return found
 
 
 def setup(app: web.Application) -> None:

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from stb_portal.tv import session as tv_session
 from stb_portal.tv.render import page
+from xueliang import validation
 from xueliang.alarms import HouseholdAlarm, RaiseRequest
 from xueliang.errors import InvalidTransition, NotFound
 from xueliang.web import ALARMS
@@ -81,11 +82,11 @@ async def history(request: web.Request) -> web.Response:
 
 
 async def _own_alarm(request: web.Request, household: str) -> HouseholdAlarm | None:
-    text = request.match_info["id"]
-    if not text.isdigit() or len(text) > 12:
+    alarm_id = validation.number(request.match_info["id"], 12)
+    if alarm_id is None:
         return None
     try:
-        return await request.app[ALARMS].household_alarm(int(text), household)
+        return await request.app[ALARMS].household_alarm(alarm_id, household)
     except NotFound:
         return None
 
