@@ -7,11 +7,18 @@ that an operator has changed since is printed as null.
 
 from __future__ import annotations
 
+from datetime import timedelta
+from functools import partial
 from typing import Any
 
-from xueliang import cameras, devices, geography, households, law, staff
+from sqlalchemy import Connection, select
+
+from xueliang import cameras, devices, geography, households, law, lawyers, polls, staff
+from xueliang.geography import Scope
 from xueliang.signing import derive
 from xueliang.storage import Database
+from xueliang.storage.tables import polls as polls_table
+from xueliang.storage.types import utcnow
 
 COUNTY = ("xinjin", "新津县")
 TOWNS = (("puxing", "普兴镇"), ("anxi", "安西镇"), ("yongshang", "永商镇"))
@@ -40,6 +47,41 @@ STAFF = (
     ("fenghuo-duty", "village", "fenghuo", "烽火社区值守室"),
 )
 CAMERAS = (("qilong-square", "骑龙社区广场", "qilong", "testsrc://"),)
+# Family lawyers (fictitious people and firms): weekdays, with a lunch break.
+_WEEK = [
+    {"weekday": day, "start": start, "end": end}
+    for day in range(5)
+    for start, end in (("09:00", "12:00"), ("14:00", "17:00"))
+]
+LAWYERS = (
+    {
+        "id": "lawyer-zhou", "name": "周文静", "firm": "新津明理律师事务所",
+        "phone": "028-8000-1001", "practice": "婚姻家庭、土地承包、劳动争议",
+        "villages": ["qilong", "anxicun"], "plan": _WEEK,
+    },
+    {
+        "id": "lawyer-he", "name": "何建平", "firm": "新津安平律师事务所",
+        "phone": "028-8000-1002", "practice": "合同债务、继承、消费维权",
+        "villages": ["fenghuo"],
+        "plan": [{**p, "village": "fenghuo"} for p in _WEEK if p["weekday"] in (1, 3)],
+        "slot_minutes": 45,
+    },
+)  # fmt: skip
+# Polls open for a month from the first seeding: one village's, one town's.
+POLLS = (
+    {
+        "title": "村口路灯装在哪里？", "village": "qilong",
+        "description": "村委会计划今年在村口加装路灯，请选择您认为最需要的位置。",
+        "questions": [{"text": "路灯最需要装在：", "options": [
+            "村口公交站", "文化广场", "3组桥头", "卫生室门口"]}],
+    },
+    {
+        "title": "普兴镇冬季文化活动征询", "town": "puxing",
+        "description": "镇文化站准备冬季活动，请选出您家最想参加的（最多两项）。",
+        "questions": [{"text": "您家想参加的活动：", "max_choices": 2, "options": [
+            "坝坝电影", "川剧演出", "健康讲座", "法律知识讲座", "广场舞比赛"]}],
+    },
+)  # fmt: skip
 
 
 async def seed(db: Database, key: bytes) -> dict[str, Any]:
@@ -118,4 +160,19 @@ async def seed(db: Database, key: bytes) -> dict[str, Any]:
             if await cameras.find(conn, id) is None:
                 await cameras.add(conn, id=id, name=name, village=village, url=url)
             out["cameras"].append({"id": id, "village": village})
+
+        now = utcnow()
+        for lawyer in LAWYERS:
+            if await conn.run_sync(lawyers.find, str(lawyer["id"])) is None:
+                await conn.run_sync(lawyers.put, lawyers.checked(dict(lawyer)), now)
+        for poll in POLLS:
+            await conn.run_sync(partial(_seed_poll, poll=poll, now=now))
     return out
+
+
+def _seed_poll(conn: Connection, poll: dict[str, Any], now: Any) -> None:
+    seeded = select(polls_table.c.id).where(polls_table.c.title == poll["title"])
+    if conn.execute(seeded).first() is not None:
+        return
+    data = polls.checked({**poll, "opens_at": now, "closes_at": now + timedelta(days=30)})
+    polls.create(conn, data, scope=Scope("county", COUNTY[0]), by="demo", now=now)

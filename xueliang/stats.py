@@ -183,26 +183,26 @@ def _csv_row(row: Any) -> list[str | int]:
     return [
         row.id,
         _iso(row.raised_at),
-        _text(row.village_id),
-        _text(row.village_name),
-        _text(row.town_id),
-        _text(row.kind),
+        csv_text(row.village_id),
+        csv_text(row.village_name),
+        csv_text(row.town_id),
+        csv_text(row.kind),
         row.priority,
-        _text(row.level),
-        _text(row.state),
-        _text(row.source),
+        csv_text(row.level),
+        csv_text(row.state),
+        csv_text(row.source),
         row.presses,
         _iso(row.acknowledged_at),
-        _text(row.acknowledged_by),
+        csv_text(row.acknowledged_by),
         _duration(row.raised_at, row.acknowledged_at),
         _iso(row.closed_at),
-        _text(row.closed_by),
+        csv_text(row.closed_by),
         _duration(row.raised_at, row.closed_at),
         "true" if row.unregistered else "false",
     ]
 
 
-def _text(value: str | None) -> str:
+def csv_text(value: str | None) -> str:
     """A stored string as a cell no spreadsheet runs as a formula (names are typed
     by people: `=HYPERLINK(...)` must stay text)."""
     if value is None:

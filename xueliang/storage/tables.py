@@ -296,3 +296,174 @@ audit_log = Table(
     Index("ix_audit_log_action_actor_at", "action", "actor", "at"),
     Index("ix_audit_log_action_address_at", "action", "address", "at"),
 )
+
+# --- the family lawyer (一村一法律顾问) and bookings ----------------------------------
+
+lawyers = Table(
+    "lawyers",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("name", String(NAME), nullable=False),
+    Column("firm", String(NAME), nullable=False, server_default=""),
+    Column("phone", String(32), nullable=False, server_default=""),
+    Column("practice", String(200), nullable=False, server_default=""),
+    # Weekly working plan: [{"weekday": 0..6, "start": "HH:MM", "end": "HH:MM",
+    # "village": id | null}], local time; the gaps between periods are the breaks.
+    Column("plan", JSON, nullable=False),
+    Column("slot_minutes", Integer, nullable=False, server_default="30"),
+    Column("lead_minutes", Integer, nullable=False, server_default="120"),
+    Column("window_days", Integer, nullable=False, server_default="14"),
+    Column("cancel_cutoff_minutes", Integer, nullable=False, server_default="120"),
+    Column("active", Boolean, nullable=False, server_default=true()),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint(
+        "slot_minutes >= 10 AND slot_minutes <= 240 AND slot_minutes % 5 = 0", name="slot"
+    ),
+    CheckConstraint("lead_minutes >= 0 AND lead_minutes <= 10080", name="lead"),
+    CheckConstraint("window_days >= 1 AND window_days <= 90", name="window"),
+    CheckConstraint("cancel_cutoff_minutes >= 0 AND cancel_cutoff_minutes <= 10080", name="cutoff"),
+)
+
+lawyer_villages = Table(
+    "lawyer_villages",
+    metadata,
+    Column("lawyer_id", ForeignKey("lawyers.id"), primary_key=True),
+    Column("village_id", ForeignKey("villages.id"), primary_key=True, index=True),
+)
+
+lawyer_absences = Table(
+    "lawyer_absences",
+    metadata,
+    # Holidays and absences: a whole day, or part of it (minutes after local midnight).
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("lawyer_id", ForeignKey("lawyers.id"), nullable=False, index=True),
+    Column("day", Date, nullable=False),
+    Column("start_minute", Integer),
+    Column("end_minute", Integer),
+    Column("reason", String(NAME), nullable=False, server_default=""),
+    Column("created_by", String(NAME), nullable=False),
+    CheckConstraint(
+        "(start_minute IS NULL AND end_minute IS NULL) OR "
+        "(start_minute >= 0 AND end_minute <= 1440 AND start_minute < end_minute)",
+        name="span",
+    ),
+)
+
+bookings = Table(
+    "bookings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("lawyer_id", ForeignKey("lawyers.id"), nullable=False),
+    Column("household_id", ForeignKey("households.id"), nullable=False),
+    Column("village_id", ForeignKey("villages.id"), nullable=False, index=True),
+    Column("starts_at", UtcDateTime, nullable=False),
+    Column("ends_at", UtcDateTime, nullable=False),
+    Column("topic", String(16), nullable=False),
+    Column("channel", String(8), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("created_by", String(NAME), nullable=False),
+    Column("cancelled_at", UtcDateTime),
+    Column("cancelled_by", String(NAME)),
+    Column("cancel_reason", String(16)),
+    Column("closed_at", UtcDateTime),
+    Column("closed_by", String(NAME)),
+    CheckConstraint("ends_at > starts_at", name="span"),
+    CheckConstraint(
+        "topic IN ('family', 'land', 'labour', 'debt', 'inheritance', 'other')", name="topic"
+    ),
+    CheckConstraint("channel IN ('tv', 'phone', 'visit')", name="channel"),
+    CheckConstraint("state IN ('booked', 'cancelled', 'done', 'no_show')", name="state"),
+    Index("ix_bookings_lawyer_id_starts_at", "lawyer_id", "starts_at"),
+    Index("ix_bookings_household_id_starts_at", "household_id", "starts_at"),
+)
+
+lawyer_busy = Table(
+    "lawyer_busy",
+    metadata,
+    # Every 5 minutes a live booking covers, one row each: the primary key makes two
+    # overlapping bookings of one lawyer impossible, whatever their lengths, on both
+    # backends and from any number of processes. Rows go when the booking is cancelled.
+    Column("lawyer_id", ForeignKey("lawyers.id"), primary_key=True),
+    Column("at", UtcDateTime, primary_key=True),
+    Column("booking_id", ForeignKey("bookings.id"), nullable=False, index=True),
+)
+
+booking_notes = Table(
+    "booking_notes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("booking_id", ForeignKey("bookings.id"), nullable=False, index=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("by", String(NAME), nullable=False),
+    Column("text", Text, nullable=False),
+)
+
+# --- opinion polls (意见征询) -----------------------------------------------------------
+
+polls = Table(
+    "polls",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # A village poll has both; a town poll only the town.
+    Column("town_id", ForeignKey("towns.id"), nullable=False, index=True),
+    Column("village_id", ForeignKey("villages.id"), index=True),
+    Column("title", String(NAME), nullable=False),
+    Column("description", String(300), nullable=False, server_default=""),
+    Column("opens_at", UtcDateTime, nullable=False),
+    Column("closes_at", UtcDateTime, nullable=False),
+    Column("closed_at", UtcDateTime),
+    Column("results", String(16), nullable=False, server_default="after_close"),
+    Column("lock_votes", Boolean, nullable=False, server_default=false()),
+    Column("created_by", String(NAME), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint("closes_at > opens_at", name="period"),
+    CheckConstraint("results IN ('after_close', 'live')", name="results"),
+)
+
+poll_questions = Table(
+    "poll_questions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("poll_id", ForeignKey("polls.id"), nullable=False, index=True),
+    Column("position", Integer, nullable=False),
+    Column("text", String(200), nullable=False),
+    Column("max_choices", Integer, nullable=False, server_default="1"),
+    CheckConstraint("max_choices >= 1 AND max_choices <= 10", name="max_choices"),
+)
+
+poll_options = Table(
+    "poll_options",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("question_id", ForeignKey("poll_questions.id"), nullable=False, index=True),
+    Column("position", Integer, nullable=False),
+    Column("text", String(NAME), nullable=False),
+)
+
+poll_voters = Table(
+    "poll_voters",
+    metadata,
+    # The voter roll: who took part, by which channel, never what they chose. The
+    # primary key is the one-vote-per-household rule, for every channel together.
+    Column("poll_id", ForeignKey("polls.id"), primary_key=True),
+    Column("household_id", ForeignKey("households.id"), primary_key=True, index=True),
+    Column("channel", String(8), nullable=False),
+    Column("recorded_by", String(NAME), nullable=False, server_default=""),
+    Column("changes", Integer, nullable=False, server_default="0"),
+    CheckConstraint("channel IN ('tv', 'paper')", name="channel"),
+)
+
+poll_answers = Table(
+    "poll_answers",
+    metadata,
+    # The answers, apart from the roll: a ballot is a keyed hash of (poll, household)
+    # where votes may change, a random value where they are locked; no time, no row id
+    # (SQLite keeps the rows in ballot order, not in the order they came).
+    Column("poll_id", ForeignKey("polls.id"), primary_key=True),
+    Column("ballot", String(64), primary_key=True),
+    Column("option_id", ForeignKey("poll_options.id"), primary_key=True, index=True),
+    sqlite_with_rowid=False,
+)
