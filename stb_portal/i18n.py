@@ -1,5 +1,5 @@
-"""Translations: gettext catalogues in `locale/*/LC_MESSAGES/messages.po` (Babel),
-compiled in memory at start, chosen per request."""
+"""Translations: gettext catalogues in `locale/*/LC_MESSAGES/*.po` (Babel; one file per
+feature, `messages.po` for the core), compiled in memory at start, chosen per request."""
 
 from __future__ import annotations
 
@@ -25,13 +25,28 @@ def load() -> dict[str, NullTranslations]:
     """Every language's catalogue, compiled from its .po file."""
     catalogues: dict[str, NullTranslations] = {}
     for lang in LANGS:
-        with (LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po").open("rb") as f:
-            catalog = read_po(f, locale=lang)
+        catalog = None
+        for path in po_files(lang):
+            with path.open("rb") as f:
+                part = read_po(f, locale=lang)
+            if catalog is None:
+                catalog = part
+                continue
+            for message in part:
+                if message.id:
+                    catalog[message.id] = message
+        assert catalog is not None, f"no catalogue for {lang}"
         compiled = io.BytesIO()
         write_mo(compiled, catalog)
         compiled.seek(0)
         catalogues[lang] = Translations(compiled)
     return catalogues
+
+
+def po_files(lang: str) -> list[Path]:
+    """The catalogue files of `lang`: `messages.po` first, then the features' files."""
+    folder = LOCALE_DIR / lang / "LC_MESSAGES"
+    return sorted(folder.glob("*.po"), key=lambda p: (p.name != "messages.po", p.name))
 
 
 @contextmanager

@@ -9,7 +9,7 @@ import pytest
 from babel.messages.extract import extract_from_dir, extract_from_file
 from babel.messages.pofile import read_po
 
-from stb_portal.i18n import LANGS, LOCALE_DIR
+from stb_portal.i18n import LANGS, po_files
 from tests.helpers import REPO
 
 
@@ -18,13 +18,24 @@ def extracted() -> set[str]:
         str(REPO / "templates"), method_map=[("tv/**.html", "jinja2"), ("centre/**.html", "jinja2")]
     )
     messages = {message for _f, _l, message, _c, _x in found if isinstance(message, str)}
-    in_code = extract_from_file("python", str(REPO / "stb_portal/centre/stats_views.py"))
-    return messages | {m[1] for m in in_code if isinstance(m[1], str)}
+    in_code = set()
+    for module in (REPO / "stb_portal").glob("*/*.py"):  # views that translate in code
+        if "i18n.gettext" in module.read_text(encoding="utf-8"):
+            in_code |= {
+                m[1] for m in extract_from_file("python", str(module)) if isinstance(m[1], str)
+            }
+    return messages | in_code
 
 
 def catalogue(lang: str) -> dict[str, str]:
-    with (LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po").open("rb") as f:
-        return {m.id: m.string for m in read_po(f) if m.id and isinstance(m.id, str)}  # type: ignore[misc]
+    found: dict[str, str] = {}
+    for path in po_files(lang):
+        with path.open("rb") as f:
+            for m in read_po(f):
+                if m.id and isinstance(m.id, str):
+                    assert m.id not in found, f"{path.name}: {m.id!r} is already in another file"
+                    found[m.id] = m.string  # type: ignore[assignment]
+    return found
 
 
 @pytest.mark.parametrize("lang", LANGS)
