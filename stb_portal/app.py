@@ -17,6 +17,8 @@ from stb_portal.centre import views as centre_views
 from stb_portal.keys import CENTRE_STATIC, FEED, JINJA, STATIC, TRANSLATIONS
 from stb_portal.static import CENTRE_STATIC_DIR, StaticFiles
 from stb_portal.tv import alarm_views, camera_views, law_views, views
+from stb_portal.tv import lawyer_views as tv_lawyer_views
+from stb_portal.tv import poll_views as tv_poll_views
 from stb_portal.tv.render import environment
 from xueliang.alarm_feed import AlarmFeed
 from xueliang.web import ALARMS, DATABASE, EVENT_BUS, METRICS, PartHealth, add_health_check
@@ -36,6 +38,8 @@ def setup(app: web.Application) -> None:
     alarm_views.setup(app)
     law_views.setup(app)
     camera_views.setup(app)
+    tv_lawyer_views.setup(app)
+    tv_poll_views.setup(app)
     centre_views.setup(app)
     stats_views.setup(app)
     lawyer_views.setup(app)

@@ -1,4 +1,4 @@
-"""Household pages: pairing, home, settings, pages still to come, and the key log."""
+"""Household pages: pairing, home, settings, and the key log."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import re
 
 from aiohttp import web
 
+from stb_portal.tv import lawyer_views
 from stb_portal.tv import session as tv_session
 from stb_portal.tv.render import (
     LANG_COOKIE,
@@ -28,7 +29,6 @@ from xueliang.web import ALARMS, DATABASE, EVENT_BUS
 
 log = logging.getLogger(__name__)
 
-SOON = frozenset({"lawyer", "polls"})
 _KEYLOG = web.AppKey("keylog_limiter", DeviceLimiter)
 _CODE = re.compile(r"\d{1,6}")
 # What the home page shows, kept in memory (see `home`); set when the app starts.
@@ -49,8 +49,9 @@ async def home(request: web.Request) -> web.Response:
     latest = await app[LATEST_ALARMS].get(session.household)
     open_alarm = latest if latest is not None and latest.open else None
     return cached_page(
-        request, "tv/home.html", session=session, household=household, open_alarm=open_alarm
-    )
+        request, "tv/home.html", session=session, household=household, open_alarm=open_alarm,
+        today_booking=await lawyer_views.today(app, session.household),
+    )  # fmt: skip
 
 
 async def unpaired(request: web.Request) -> web.Response:
@@ -112,14 +113,6 @@ async def save_settings(request: web.Request) -> web.Response:
     raise response
 
 
-async def coming_soon(request: web.Request) -> web.Response:
-    feature = request.match_info["feature"]
-    session = await tv_session.required(request)
-    if feature not in SOON:
-        raise web.HTTPNotFound()
-    return page(request, "tv/soon.html", session=session, feature=feature)
-
-
 async def keylog(request: web.Request) -> web.Response:
     """Key codes the key layer did not know: logged so the tables can grow. A box
     cannot flood the log: a few reports per minute per address."""
@@ -156,5 +149,4 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/tv/pair/{token}", pair, name="tv_pair")
     app.router.add_get("/tv/settings", settings_page, name="tv_settings")
     app.router.add_post("/tv/settings", save_settings, name="tv_settings_save")
-    app.router.add_get("/tv/soon/{feature}", coming_soon, name="tv_soon")
     app.router.add_get("/tv/keylog", keylog, name="tv_keylog")

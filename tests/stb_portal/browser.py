@@ -9,13 +9,14 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+from sqlalchemy import Connection
 
 from bench.procs import free_port, wait_http
 from tests.helpers import REPO, missing
@@ -24,6 +25,7 @@ from xueliang.config import Settings
 from xueliang.storage import Database
 
 playwright = pytest.importorskip("playwright.sync_api")
+T = TypeVar("T")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "artifacts" / "screens"
@@ -52,6 +54,21 @@ class Server:
         # Playwright's sync API owns this thread's event loop: use another thread.
         with ThreadPoolExecutor(1) as pool:
             pool.submit(asyncio.run, go()).result(timeout=30)
+
+    def run_write(self, work: Callable[[Connection], T]) -> T:
+        """`work` as one write transaction on the server's database (what staff do
+        from the console, through the same domain code)."""
+
+        async def go() -> T:
+            settings = Settings.model_validate({"data_dir": str(self.data_dir)})
+            db = Database(settings.database_url)
+            try:
+                return await db.run_write(work)
+            finally:
+                await db.close()
+
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, go()).result(timeout=30)
 
 
 def run_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
@@ -100,3 +117,66 @@ def wait_text(page: Any, text: str, timeout_s: float = 12) -> None:
             pass  # the page is reloading
         time.sleep(0.2)
     raise AssertionError(f"{text!r} not shown; page: {page.content()[:2000]}")
+
+
+@dataclass(frozen=True)
+class Box:
+    """A kind of set-top box: its user agent and the raw codes of its remote."""
+
+    name: str
+    agent: str
+    keys: dict[str, int]
+
+
+ARROWS = {"left": 37, "up": 38, "right": 39, "down": 40, "ok": 13}
+HBBTV = Box(
+    "hbbtv",
+    "Mozilla/5.0 (Linux armv7l) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "HbbTV/1.5.1 (+DRM;Changhong;STB;1.0;;)",
+    {**ARROWS, "back": 461, "red": 403, "pagedown": 34, "pageup": 33},
+)
+IPANEL = Box(
+    "ipanel",
+    "Mozilla/5.0 (X11; Linux) AppleWebKit/534.34 (KHTML, like Gecko) iPanel/3.0 Safari/534.34",
+    {"up": 1, "down": 2, "left": 3, "right": 4, "ok": 13, "back": 340, "red": 275,
+     "pagedown": 373, "pageup": 372},
+)  # fmt: skip
+HUAWEI = Box(
+    "huawei",
+    "Mozilla/5.0 (X11; Linux; Huawei EC6108V9) AppleWebKit/534.34 (KHTML, like Gecko)",
+    {**ARROWS, "back": 8, "red": 275, "pagedown": 34, "pageup": 33},
+)
+
+
+class Remote:
+    """Presses keys the way a remote does: trusted key events with raw codes."""
+
+    def __init__(self, page: Any, box: Box) -> None:
+        self.page = page
+        self.box = box
+        self.cdp = page.context.new_cdp_session(page)
+
+    def press(self, key: str) -> None:
+        """A key that stays on the page (moving the focus)."""
+        code = self.box.keys.get(key, ord(key) if len(key) == 1 else 0)
+        event = {"windowsVirtualKeyCode": code}
+        self.cdp.send("Input.dispatchKeyEvent", {"type": "rawKeyDown", **event})
+        if code == 13:
+            self.cdp.send("Input.dispatchKeyEvent", {"type": "char", "text": "\r", **event})
+        self.cdp.send("Input.dispatchKeyEvent", {"type": "keyUp", **event})
+
+    def go(self, key: str) -> None:
+        """A key that opens another page: returns once it has loaded."""
+        with self.page.expect_navigation(timeout=10_000):
+            self.press(key)
+
+    def focused(self) -> str:
+        return str(self.page.evaluate("XL.focused() ? XL.focused().id : ''"))
+
+
+def open_box(browser: Any, box: Box, size: tuple[int, int], js: bool = True) -> Any:
+    context = browser.new_context(
+        viewport={"width": size[0], "height": size[1]}, user_agent=box.agent,
+        java_script_enabled=js, locale="zh-CN",
+    )  # fmt: skip
+    return context.new_page()

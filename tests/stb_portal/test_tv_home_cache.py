@@ -186,8 +186,9 @@ async def check_same_as_page(client: Client, cookie: str, alarm: bool) -> None:
     latest = await app[LATEST_ALARMS].get(HOUSEHOLD)
     assert (latest is not None) == alarm
     expected = render.page(
-        request, "tv/home.html", session=session, household=household, open_alarm=latest
-    )
+        request, "tv/home.html", session=session, household=household, open_alarm=latest,
+        today_booking=None,
+    )  # fmt: skip
     assert isinstance(expected.body, bytes)
     plain = await client.get("/tv/", headers={"Accept-Encoding": "identity"})
     assert await plain.read() == expected.body

@@ -249,7 +249,8 @@ async def test_static_files_are_cached_and_compressed(paired: Client) -> None:
 
 
 PAGES = ["/tv/", "/tv/alarm", "/tv/alarms", "/tv/law", "/tv/law/fraud", "/tv/settings",
-         "/tv/soon/polls", "/tv/cameras", "/tv/cameras/qilong-square"]  # fmt: skip
+         "/tv/lawyer", "/tv/lawyer/bookings", "/tv/polls", "/tv/polls/1", "/tv/cameras",
+         "/tv/cameras/qilong-square"]  # fmt: skip
 
 
 @pytest.mark.parametrize("path", PAGES)

@@ -1,0 +1,250 @@
+"""The family lawyer on the TV: the village's lawyer and the next free slots by day,
+a topic from a preset list, a confirmation, "my bookings" with cancel (preset
+reasons), and the reminder on the home page on the day. Only links and form posts:
+nothing to type, and every step works without JavaScript."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from itertools import groupby
+
+from aiohttp import web
+from sqlalchemy import Connection
+
+from stb_portal.tv import session as tv_session
+from stb_portal.tv.render import page, preferences
+from xueliang import bookings, households, lawyers, validation
+from xueliang.bookings import Booking
+from xueliang.errors import Conflict, InvalidInput, NotFound
+from xueliang.lawyers import Lawyer, Slot
+from xueliang.pairing import Session
+from xueliang.storage.types import utcnow
+from xueliang.ttl_cache import TtlCache
+from xueliang.web import DATABASE
+
+# Days of slots per screen: fewer, larger buttons in simple mode.
+DAYS_PER_SCREEN = {True: 1, False: 2}
+# The home page's reminder is at most this many seconds late for bookings made or
+# cancelled by another process (this process forgets at once).
+TODAY_TTL_S = 30.0
+TODAY = web.AppKey("tv_today_bookings", TtlCache[str, Booking | None])
+
+
+async def today(app: web.Application, household: str) -> Booking | None:
+    """The household's booking of today still to come (for the home page's banner)."""
+    db = app[DATABASE]
+    found = await app[TODAY].get(
+        household, partial(db.run_read, partial(_today, household=household))
+    )
+    return found if found is not None and found.ends_at > utcnow() else None
+
+
+def _today(conn: Connection, household: str) -> Booking | None:
+    return bookings.today(conn, household, utcnow())
+
+
+def _village(conn: Connection, household: str) -> str:
+    return households.get(conn, household).village
+
+
+async def index(request: web.Request) -> web.Response:
+    """The village's lawyer, and the free slots grouped by day, a few days per screen
+    (page up / page down for more)."""
+    session = await tv_session.required(request)
+    db = request.app[DATABASE]
+    village = await db.run_read(partial(_village, household=session.household))
+    found = await db.run_read(partial(lawyers.for_village, village=village))
+    if not found:
+        return page(request, "tv/lawyer.html", session=session, lawyer=None, lawyers=[],
+                    days=[], number=1, pages=1)  # fmt: skip
+    wanted = request.query.get("l", "")
+    lawyer = next((x for x in found if x.id == wanted), found[0])
+    slots = await db.run_read(
+        partial(lawyers.bookable, lawyer=lawyer, village=village, now=utcnow())
+    )
+    days = [(day, list(group)) for day, group in groupby(slots, key=lambda s: s.day)]
+    size = DAYS_PER_SCREEN[preferences(request)["simple"]]
+    pages = max(1, -(-len(days) // size))
+    text = request.query.get("p", "1")
+    number = min(max(validation.number(text, 3) or 1, 1), pages)
+    shown = days[(number - 1) * size : number * size]
+    return page(
+        request, "tv/lawyer.html", session=session, lawyer=lawyer, lawyers=found, days=shown,
+        number=number, pages=pages, stamp=_stamp,
+    )  # fmt: skip
+
+
+def _stamp(slot: Slot) -> int:
+    return int(slot.starts_at.timestamp())
+
+
+async def _slot(request: web.Request, session: Session) -> tuple[Lawyer, Slot] | None:
+    """The lawyer and free slot named in the path, if this household may book it now."""
+    db = request.app[DATABASE]
+    stamp = validation.number(request.match_info["at"], 12)
+    if stamp is None:
+        return None
+    starts_at = datetime.fromtimestamp(stamp, UTC)
+    village = await db.run_read(partial(_village, household=session.household))
+    lawyer = next(
+        (
+            x
+            for x in await db.run_read(partial(lawyers.for_village, village=village))
+            if x.id == request.match_info["lawyer"]
+        ),
+        None,
+    )
+    if lawyer is None:
+        return None
+    free = await db.run_read(
+        partial(lawyers.bookable, lawyer=lawyer, village=village, now=utcnow())
+    )
+    slot = next((s for s in free if s.starts_at == starts_at), None)
+    return None if slot is None else (lawyer, slot)
+
+
+async def topic(request: web.Request) -> web.Response:
+    """Step 2: what the consultation is about, from a preset list."""
+    session = await tv_session.required(request)
+    chosen = await _slot(request, session)
+    if chosen is None:
+        return page(request, "tv/lawyer_taken.html", session=session, status=409)
+    lawyer, slot = chosen
+    return page(request, "tv/lawyer_topic.html", session=session, lawyer=lawyer, slot=slot,
+                stamp=_stamp(slot), topics=bookings.TOPICS)  # fmt: skip
+
+
+async def confirm(request: web.Request) -> web.Response:
+    """Step 3: everything once more; OK books, Back does not."""
+    session = await tv_session.required(request)
+    subject = request.match_info["topic"]
+    if subject not in bookings.TOPICS:
+        return page(request, "tv/not_found.html", session=session, status=404)
+    chosen = await _slot(request, session)
+    if chosen is None:
+        return page(request, "tv/lawyer_taken.html", session=session, status=409)
+    lawyer, slot = chosen
+    return page(request, "tv/lawyer_confirm.html", session=session, lawyer=lawyer, slot=slot,
+                stamp=_stamp(slot), topic=subject)  # fmt: skip
+
+
+async def book(request: web.Request) -> web.Response:
+    session = await tv_session.required(request)
+    form = await tv_session.check_csrf(request, session)
+    stamp = validation.number(form.get("at", ""), 12)
+    lawyer = form.get("lawyer", "")[:64]
+    if stamp is None:
+        raise web.HTTPBadRequest(text="Damaged form.")
+    starts_at = datetime.fromtimestamp(stamp, UTC)
+    db = request.app[DATABASE]
+    try:
+        made = await db.run_write(
+            partial(
+                bookings.book,
+                lawyer=lawyer,
+                household=session.household,
+                starts_at=starts_at,
+                topic=form.get("topic", ""),
+                channel="tv",
+                by=f"household {session.household}",
+                now=utcnow(),
+            )
+        )
+    except bookings.SlotTaken:
+        holder = await db.run_read(partial(bookings.holder, lawyer=lawyer, starts_at=starts_at))
+        if holder == session.household:  # the same OK twice: it is already theirs
+            raise web.HTTPSeeOther("/tv/lawyer/bookings") from None
+        return page(request, "tv/lawyer_taken.html", session=session, status=409)
+    except bookings.TooMany:
+        return page(request, "tv/lawyer_taken.html", session=session, status=409, too_many=True)
+    except (bookings.TooLate, InvalidInput, NotFound):
+        return page(request, "tv/lawyer_taken.html", session=session, status=409)
+    request.app[TODAY].forget(session.household)
+    raise web.HTTPSeeOther(f"/tv/lawyer/bookings/{made.id}?new=1")
+
+
+async def mine(request: web.Request) -> web.Response:
+    session = await tv_session.required(request)
+    found = await request.app[DATABASE].run_read(
+        partial(bookings.of_household, household=session.household, now=utcnow(), limit=6)
+    )
+    return page(request, "tv/lawyer_bookings.html", session=session, bookings=found)
+
+
+async def _own(request: web.Request, session: Session) -> Booking | None:
+    ident = validation.number(request.match_info["id"], 12)
+    if ident is None:
+        return None
+    try:
+        return await request.app[DATABASE].run_read(
+            partial(bookings.get, id=ident, household=session.household)
+        )
+    except NotFound:
+        return None
+
+
+async def one(request: web.Request) -> web.Response:
+    session = await tv_session.required(request)
+    booking = await _own(request, session)
+    if booking is None:
+        return page(request, "tv/not_found.html", session=session, status=404)
+    cutoff = await _cutoff(request, booking)
+    return page(
+        request, "tv/lawyer_booking.html", session=session, booking=booking,
+        cancellable=booking.state == "booked" and utcnow() <= cutoff,
+        new=request.query.get("new") == "1", late=request.query.get("late") == "1",
+    )  # fmt: skip
+
+
+async def _cutoff(request: web.Request, booking: Booking) -> datetime:
+    lawyer = await request.app[DATABASE].run_read(partial(lawyers.get, id=booking.lawyer))
+    return booking.starts_at - timedelta(minutes=lawyer.cancel_cutoff_minutes)
+
+
+async def cancel_form(request: web.Request) -> web.Response:
+    """Why cancel? Each preset reason is its own button; Back keeps the booking."""
+    session = await tv_session.required(request)
+    booking = await _own(request, session)
+    if booking is None:
+        return page(request, "tv/not_found.html", session=session, status=404)
+    return page(request, "tv/lawyer_cancel.html", session=session, booking=booking,
+                reasons=bookings.HOUSEHOLD_REASONS)  # fmt: skip
+
+
+async def cancel(request: web.Request) -> web.Response:
+    session = await tv_session.required(request)
+    form = await tv_session.check_csrf(request, session)
+    booking = await _own(request, session)
+    if booking is None:
+        return page(request, "tv/not_found.html", session=session, status=404)
+    try:
+        await request.app[DATABASE].run_write(
+            partial(
+                bookings.cancel,
+                id=booking.id,
+                reason=form.get("reason", ""),
+                by=f"household {session.household}",
+                now=utcnow(),
+                household=session.household,
+            )
+        )
+    except InvalidInput:
+        raise web.HTTPBadRequest(text="Unknown reason.") from None
+    except Conflict:  # too late, or already cancelled or over
+        raise web.HTTPSeeOther(f"/tv/lawyer/bookings/{booking.id}?late=1") from None
+    request.app[TODAY].forget(session.household)
+    raise web.HTTPSeeOther(f"/tv/lawyer/bookings/{booking.id}")
+
+
+def setup(app: web.Application) -> None:
+    app[TODAY] = TtlCache(TODAY_TTL_S)
+    add = app.router.add_route
+    add("GET", "/tv/lawyer", index, name="tv_lawyer")
+    add("GET", "/tv/lawyer/slot/{lawyer}/{at}", topic, name="tv_lawyer_topic")
+    add("GET", "/tv/lawyer/slot/{lawyer}/{at}/{topic}", confirm, name="tv_lawyer_confirm")
+    add("POST", "/tv/lawyer/book", book, name="tv_lawyer_book")
+    add("GET", "/tv/lawyer/bookings", mine, name="tv_lawyer_bookings")
+    add("GET", "/tv/lawyer/bookings/{id}", one, name="tv_lawyer_booking")
+    add("GET", "/tv/lawyer/bookings/{id}/cancel", cancel_form, name="tv_lawyer_cancel_form")
+    add("POST", "/tv/lawyer/bookings/{id}/cancel", cancel, name="tv_lawyer_cancel")

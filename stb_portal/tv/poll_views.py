@@ -1,0 +1,207 @@
+"""Opinion polls on the TV: the open polls of my village and town, one question per
+screen, options chosen with arrows and OK, a confirmation, "you have voted", and the
+results as big bars when they may be shown.
+
+Choices travel in the link (`?a=12.15`), so every step is a plain link and the form
+posted at the end works without JavaScript; nothing is stored before OK."""
+
+from __future__ import annotations
+
+from functools import partial
+from urllib.parse import urlencode
+
+from aiohttp import web
+from sqlalchemy import Connection
+
+from stb_portal.tv import session as tv_session
+from stb_portal.tv.render import page
+from xueliang import polls, validation
+from xueliang.errors import InvalidInput, NotFound
+from xueliang.pairing import Session
+from xueliang.polls import Poll
+from xueliang.storage.types import utcnow
+from xueliang.web import DATABASE, SECRET_KEY
+
+MAX_PICKS = polls.MAX_QUESTIONS * polls.MAX_OPTIONS
+
+
+def picked(text: str) -> list[int]:
+    """Option ids from `12.15.22`; anything malformed is dropped (links are ours)."""
+    found: list[int] = []
+    for part in text.split(".")[:MAX_PICKS]:
+        number = validation.number(part, 12)
+        if number is not None and number not in found:
+            found.append(number)
+    return found
+
+
+def _joined(ids: list[int] | set[int] | frozenset[int]) -> str:
+    return ".".join(str(i) for i in sorted(ids))
+
+
+async def index(request: web.Request) -> web.Response:
+    session = await tv_session.required(request)
+    found, voted = await request.app[DATABASE].run_read(
+        partial(_index, household=session.household)
+    )
+    return page(request, "tv/polls.html", session=session, polls=found, voted=voted, now=utcnow())
+
+
+def _index(conn: Connection, household: str) -> tuple[list[Poll], set[int]]:
+    found = polls.for_household(conn, household, utcnow())
+    return found, polls.voted_polls(conn, household, [p.id for p in found])
+
+
+async def _poll(request: web.Request, session: Session) -> Poll | None:
+    ident = validation.number(request.match_info["id"], 12)
+    if ident is None:
+        return None
+    try:
+        return await request.app[DATABASE].run_read(
+            partial(
+                polls.for_household_one, poll_id=ident, household=session.household, now=utcnow()
+            )
+        )
+    except NotFound:
+        return None
+
+
+async def show(request: web.Request) -> web.Response:
+    """A question to answer, or the household's vote and the results."""
+    session = await tv_session.required(request)
+    poll = await _poll(request, session)
+    if poll is None:
+        return page(request, "tv/not_found.html", session=session, status=404)
+    db, key, now = request.app[DATABASE], request.app[SECRET_KEY], utcnow()
+    voted = await db.run_read(
+        partial(polls.has_voted, poll_id=poll.id, household=session.household)
+    )
+    mine = await db.run_read(
+        partial(polls.my_choices, poll=poll, household=session.household, key=key)
+    )
+    changing = request.query.get("change") == "1" and not poll.lock_votes
+    if poll.status(now) == "open" and (not voted or changing):
+        return _question(request, session, poll, mine if changing else frozenset())
+    counted = (
+        await db.run_read(partial(polls.tally, poll_id=poll.id))
+        if poll.results_visible(now)
+        else None
+    )
+    return page(
+        request, "tv/poll.html", session=session, poll=poll, state=poll.status(now), voted=voted,
+        mine=mine, counted=counted, just_voted=request.query.get("voted") == "1",
+        shares=_shares(poll, counted) if counted else {},
+        shown=min(validation.number(request.query.get("r", "0"), 2) or 0, len(poll.questions) - 1),
+    )  # fmt: skip
+
+
+def _shares(poll: Poll, counted: polls.Tally) -> dict[int, int]:
+    """Each option's share of its question's answers, in whole percent."""
+    shares: dict[int, int] = {}
+    for question in poll.questions:
+        total = sum(counted.counts.get(o.id, 0) for o in question.options)
+        for option in question.options:
+            votes = counted.counts.get(option.id, 0)
+            shares[option.id] = round(100 * votes / total) if total else 0
+    return shares
+
+
+def _question(
+    request: web.Request, session: Session, poll: Poll, start: frozenset[int]
+) -> web.Response:
+    by_option = poll.option_ids()
+    given = request.query.get("a")
+    chosen = {i for i in (picked(given) if given is not None else start) if i in by_option}
+    number = min(validation.number(request.query.get("q", "0"), 2) or 0, len(poll.questions) - 1)
+    question = poll.questions[number]
+    here = {o.id for o in question.options}
+    change = "&change=1" if request.query.get("change") == "1" else ""
+
+    def after(selection: set[int]) -> str:
+        """Where this question leads once answered: the next one, or the confirmation."""
+        if number + 1 < len(poll.questions):
+            return (
+                f"/tv/polls/{poll.id}?"
+                + urlencode({"q": number + 1, "a": _joined(selection)})
+                + change
+            )
+        return f"/tv/polls/{poll.id}/confirm?" + urlencode({"a": _joined(selection)}) + change
+
+    links: dict[int, str] = {}
+    for option in question.options:
+        if question.max_choices == 1:
+            links[option.id] = after((chosen - here) | {option.id})
+        else:
+            toggled = chosen ^ {option.id}
+            if len(toggled & here) > question.max_choices:
+                toggled = chosen  # full: OK on another option changes nothing
+            query = urlencode({"q": number, "a": _joined(toggled), "f": option.id})
+            links[option.id] = f"/tv/polls/{poll.id}?{query}{change}"
+    focus = validation.number(request.query.get("f", ""), 12)
+    if focus not in here:
+        focus = next((o.id for o in question.options if o.id in chosen), question.options[0].id)
+    back = f"/tv/polls/{poll.id}?" + urlencode({"q": number - 1, "a": _joined(chosen)}) + change
+    return page(
+        request, "tv/poll_question.html", session=session, poll=poll, question=question,
+        number=number, chosen=chosen, links=links, focus=focus,
+        next=after(chosen) if chosen & here else None,
+        full=len(chosen & here) >= question.max_choices > 1,
+        back=back if number > 0 else "/tv/polls",
+    )  # fmt: skip
+
+
+async def confirm(request: web.Request) -> web.Response:
+    session = await tv_session.required(request)
+    poll = await _poll(request, session)
+    if poll is None:
+        return page(request, "tv/not_found.html", session=session, status=404)
+    try:
+        chosen = polls.checked_choices(poll, picked(request.query.get("a", "")))
+    except InvalidInput:
+        raise web.HTTPSeeOther(f"/tv/polls/{poll.id}") from None
+    answers = [
+        (question, [o for o in question.options if o.id in chosen]) for question in poll.questions
+    ]
+    change = request.query.get("change") == "1"
+    back = (
+        f"/tv/polls/{poll.id}?"
+        + urlencode({"q": len(poll.questions) - 1, "a": _joined(set(chosen))})
+        + ("&change=1" if change else "")
+    )
+    return page(
+        request, "tv/poll_confirm.html", session=session, poll=poll, answers=answers,
+        a=_joined(set(chosen)), back=back,
+    )  # fmt: skip
+
+
+async def vote(request: web.Request) -> web.Response:
+    session = await tv_session.required(request)
+    form = await tv_session.check_csrf(request, session)
+    poll = await _poll(request, session)
+    if poll is None:
+        return page(request, "tv/not_found.html", session=session, status=404)
+    try:
+        await request.app[DATABASE].run_write(
+            partial(
+                polls.vote,
+                poll_id=poll.id,
+                household=session.household,
+                choices=picked(form.get("a", "")),
+                channel="tv",
+                key=request.app[SECRET_KEY],
+                now=utcnow(),
+            )
+        )
+    except InvalidInput:
+        raise web.HTTPSeeOther(f"/tv/polls/{poll.id}") from None
+    except (polls.PollClosed, polls.AlreadyVoted):
+        raise web.HTTPSeeOther(f"/tv/polls/{poll.id}") from None
+    raise web.HTTPSeeOther(f"/tv/polls/{poll.id}?voted=1")
+
+
+def setup(app: web.Application) -> None:
+    add = app.router.add_route
+    add("GET", "/tv/polls", index, name="tv_polls")
+    add("GET", "/tv/polls/{id}", show, name="tv_poll")
+    add("GET", "/tv/polls/{id}/confirm", confirm, name="tv_poll_confirm")
+    add("POST", "/tv/polls/{id}/vote", vote, name="tv_poll_vote")
