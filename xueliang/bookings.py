@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from xueliang import households, lawyers, validation
 from xueliang.errors import Conflict, InvalidInput, NotFound
-from xueliang.geography import LOCAL_TIME, Scope, villages_in
+from xueliang.geography import LOCAL_TIME, LocalSpan, Scope, villages_in
 from xueliang.stats import csv_text
 from xueliang.storage.tables import (
     booking_notes,
@@ -64,7 +64,7 @@ class Note:
 
 
 @dataclass(frozen=True, slots=True)
-class Booking:
+class Booking(LocalSpan):
     id: int
     lawyer: str
     lawyer_name: str
@@ -84,14 +84,6 @@ class Booking:
     cancel_reason: str | None
     cancelled_by: str | None
     closed_by: str | None
-
-    @property
-    def local_start(self) -> datetime:
-        return self.starts_at.astimezone(LOCAL_TIME)
-
-    @property
-    def local_end(self) -> datetime:
-        return self.ends_at.astimezone(LOCAL_TIME)
 
 
 def _select() -> Select[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -17,6 +18,23 @@ from xueliang.storage.upsert import insert_or_update
 Level = Literal["village", "town", "county"]
 # The county's clock: people read local time, whatever the server's zone.
 LOCAL_TIME = ZoneInfo("Asia/Shanghai")
+
+
+class LocalSpan:
+    """`local_start` and `local_end` for frozen dataclasses with UTC `starts_at` and
+    `ends_at` (slots, bookings, calendar lines): people read the county's clock."""
+
+    __slots__ = ()
+    starts_at: datetime
+    ends_at: datetime
+
+    @property
+    def local_start(self) -> datetime:
+        return self.starts_at.astimezone(LOCAL_TIME)
+
+    @property
+    def local_end(self) -> datetime:
+        return self.ends_at.astimezone(LOCAL_TIME)
 
 
 @dataclass(frozen=True, slots=True)

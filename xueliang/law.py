@@ -9,11 +9,12 @@ from datetime import date
 from importlib import resources
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from xueliang.errors import InvalidInput, NotFound
+from xueliang import validation
+from xueliang.errors import NotFound
 from xueliang.storage.tables import law_articles
 from xueliang.storage.types import utcnow
 from xueliang.storage.upsert import insert_or_update
@@ -93,13 +94,7 @@ def _split(paragraph: str, budget: int) -> list[str]:
 
 def check(data: dict[str, Any]) -> ArticleInput:
     """Validate an article; the first problem is raised as InvalidInput."""
-    try:
-        return ArticleInput.model_validate(data)
-    except ValidationError as e:
-        first = e.errors()[0]
-        raise InvalidInput(
-            ".".join(str(p) for p in first["loc"]) or "article", first["msg"]
-        ) from None
+    return validation.model(ArticleInput, data, "article")
 
 
 async def put(conn: AsyncConnection, article: ArticleInput) -> None:

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import Connection, delete, select
 
 from xueliang import validation
 from xueliang.errors import InvalidInput, NotFound
-from xueliang.geography import LOCAL_TIME, Scope, villages_in
+from xueliang.geography import LOCAL_TIME, LocalSpan, Scope, villages_in
 from xueliang.storage.tables import lawyer_absences, lawyer_busy, lawyer_villages, lawyers, villages
 
 # Bookings are made of 5-minute units (see `lawyer_busy`): slots start and end on them.
@@ -102,12 +102,7 @@ class LawyerInput(BaseModel):
 
 def checked(data: dict[str, Any]) -> LawyerInput:
     """`data` as a LawyerInput, or InvalidInput naming the first bad field."""
-    try:
-        return LawyerInput.model_validate(data)
-    except ValidationError as e:
-        first = e.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "lawyer"
-        raise InvalidInput(field, first["msg"]) from None
+    return validation.model(LawyerInput, data, "lawyer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,14 +146,10 @@ class Absence:
 
 
 @dataclass(frozen=True, slots=True)
-class Slot:
+class Slot(LocalSpan):
     starts_at: datetime  # UTC
     ends_at: datetime
     village: str | None
-
-    @property
-    def local_start(self) -> datetime:
-        return self.starts_at.astimezone(LOCAL_TIME)
 
     @property
     def day(self) -> date:
@@ -363,16 +354,22 @@ def bookable(
     ]
     if not candidates:
         return []
-    busy = set(
+    held = busy(conn, lawyer.id, candidates[0].starts_at, candidates[-1].ends_at)
+    return [s for s in candidates if not any(u in held for u in units(s.starts_at, s.ends_at))]
+
+
+def busy(conn: Connection, lawyer: str, since: datetime, until: datetime) -> set[datetime]:
+    """The 5-minute units in [since, until) that live bookings of `lawyer` hold, whoever
+    made them (a calendar limited to one area still shows those slots as taken)."""
+    return set(
         conn.scalars(
             select(lawyer_busy.c.at).where(
-                lawyer_busy.c.lawyer_id == lawyer.id,
-                lawyer_busy.c.at >= candidates[0].starts_at,
-                lawyer_busy.c.at < candidates[-1].ends_at,
+                lawyer_busy.c.lawyer_id == lawyer,
+                lawyer_busy.c.at >= since,
+                lawyer_busy.c.at < until,
             )
         )
     )
-    return [s for s in candidates if not any(u in busy for u in units(s.starts_at, s.ends_at))]
 
 
 def slot_at(conn: Connection, lawyer: Lawyer, starts_at: datetime) -> Slot | None:

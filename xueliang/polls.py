@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Connection, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from xueliang import households
+from xueliang import households, validation
 from xueliang.errors import Conflict, InvalidInput, NotFound
 from xueliang.geography import Scope
 from xueliang.stats import csv_text
@@ -51,7 +51,7 @@ _Line = Annotated[str, Field(min_length=1, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
 class QuestionInput(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
     text: Annotated[_Line, Field(max_length=200)]
     max_choices: Annotated[int, Field(ge=1, le=MAX_OPTIONS)] = 1
@@ -64,7 +64,7 @@ class QuestionInput(BaseModel):
     def _fits(self) -> QuestionInput:
         if self.max_choices > len(self.options):
             raise ValueError("max_choices is more than there are options")
-        if len({o.strip() for o in self.options}) != len(self.options):
+        if len(set(self.options)) != len(self.options):
             raise ValueError("two options are the same")
         return self
 
@@ -72,7 +72,7 @@ class QuestionInput(BaseModel):
 class PollInput(BaseModel):
     """A poll as staff write it: for a village, or for a whole town."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
     title: Annotated[_Line, Field(max_length=100)]
     description: Annotated[str, Field(max_length=300, pattern=r"^[^\x00-\x1f\x7f]*$")] = ""
@@ -98,12 +98,7 @@ class PollInput(BaseModel):
 
 
 def checked(data: dict[str, Any]) -> PollInput:
-    try:
-        return PollInput.model_validate(data)
-    except ValidationError as e:
-        first = e.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "poll"
-        raise InvalidInput(field, first["msg"]) from None
+    return validation.model(PollInput, data, "poll")
 
 
 class PollClosed(Conflict):
@@ -200,23 +195,20 @@ def _place(conn: Connection, data: PollInput, scope: Scope) -> tuple[str, str | 
     return data.town, None
 
 
-def create(conn: Connection, data: PollInput, *, scope: Scope, by: str, now: datetime) -> int:
+def _values(conn: Connection, data: PollInput, scope: Scope, now: datetime) -> dict[str, Any]:
+    """The `polls` row of `data` (its place checked against `scope`)."""
     town, village = _place(conn, data, scope)
-    inserted = conn.execute(
-        polls.insert().values(
-            town_id=town,
-            village_id=village,
-            title=data.title.strip(),
-            description=data.description.strip(),
-            opens_at=data.opens_at,
-            closes_at=data.closes_at,
-            results=data.results,
-            lock_votes=data.lock_votes,
-            created_by=by,
-            created_at=now,
-            updated_at=now,
-        )
-    )
+    return {
+        "town_id": town, "village_id": village, "title": data.title,
+        "description": data.description, "opens_at": data.opens_at,
+        "closes_at": data.closes_at, "results": data.results, "lock_votes": data.lock_votes,
+        "updated_at": now,
+    }  # fmt: skip
+
+
+def create(conn: Connection, data: PollInput, *, scope: Scope, by: str, now: datetime) -> int:
+    values = _values(conn, data, scope, now)
+    inserted = conn.execute(polls.insert().values(created_by=by, created_at=now, **values))
     assert inserted.inserted_primary_key is not None
     poll_id = int(inserted.inserted_primary_key[0])
     _put_questions(conn, poll_id, data.questions)
@@ -229,7 +221,7 @@ def _put_questions(conn: Connection, poll_id: int, questions: Sequence[QuestionI
             poll_questions.insert().values(
                 poll_id=poll_id,
                 position=position,
-                text=question.text.strip(),
+                text=question.text,
                 max_choices=question.max_choices,
             )
         )
@@ -238,7 +230,7 @@ def _put_questions(conn: Connection, poll_id: int, questions: Sequence[QuestionI
         conn.execute(
             poll_options.insert(),
             [
-                {"question_id": question_id, "position": n, "text": text.strip()}
+                {"question_id": question_id, "position": n, "text": text}
                 for n, text in enumerate(question.options)
             ],
         )
@@ -251,34 +243,21 @@ def update_poll(
     get(conn, poll_id, scope=scope)
     if _voters(conn, poll_id):
         raise Conflict("votes have been cast: the poll can only be closed now")
-    town, village = _place(conn, data, scope)
-    conn.execute(
-        update(polls)
-        .where(polls.c.id == poll_id)
-        .values(
-            town_id=town,
-            village_id=village,
-            title=data.title.strip(),
-            description=data.description.strip(),
-            opens_at=data.opens_at,
-            closes_at=data.closes_at,
-            results=data.results,
-            lock_votes=data.lock_votes,
-            updated_at=now,
-        )
-    )
+    conn.execute(update(polls).where(polls.c.id == poll_id).values(_values(conn, data, scope, now)))
     question_ids = select(poll_questions.c.id).where(poll_questions.c.poll_id == poll_id)
     conn.execute(delete(poll_options).where(poll_options.c.question_id.in_(question_ids)))
     conn.execute(delete(poll_questions).where(poll_questions.c.poll_id == poll_id))
     _put_questions(conn, poll_id, data.questions)
 
 
-def close(conn: Connection, poll_id: int, *, scope: Scope, now: datetime) -> None:
-    """Close the poll now (results become visible); closing twice changes nothing."""
+def close(conn: Connection, poll_id: int, *, scope: Scope, now: datetime) -> bool:
+    """Close the poll now (results become visible); False when it was closed already
+    (closing twice changes nothing)."""
     poll = get(conn, poll_id, scope=scope)
     if poll.status(now) == "closed":
-        return
+        return False
     conn.execute(update(polls).where(polls.c.id == poll_id).values(closed_at=now, updated_at=now))
+    return True
 
 
 def _voters(conn: Connection, poll_id: int) -> int:
@@ -520,6 +499,16 @@ def tally(conn: Connection, poll_id: int) -> Tally:
         )
     }
     return Tally(counts, sum(by_channel.values()), by_channel)
+
+
+def turnout(conn: Connection, poll_ids: Sequence[int]) -> dict[int, int]:
+    """Households on the roll of each poll (for lists; one query for all)."""
+    rows = conn.execute(
+        select(poll_voters.c.poll_id, func.count().label("n"))
+        .where(poll_voters.c.poll_id.in_(list(poll_ids)))
+        .group_by(poll_voters.c.poll_id)
+    )
+    return {row.poll_id: int(row.n) for row in rows}
 
 
 def results_csv(poll: Poll, counted: Tally) -> str:

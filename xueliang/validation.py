@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from xueliang.errors import InvalidInput
+
+M = TypeVar("M", bound=BaseModel)
 
 # Ids become MQTT topic levels, Mosquitto usernames and URL path segments: no '/', '+',
 # '#', ':' or spaces, and they start with a letter or digit.
@@ -46,3 +51,14 @@ def phone(field: str, value: str) -> str:
     if value and not _PHONE.fullmatch(value):
         raise InvalidInput(field, "must be digits, spaces or '-', optionally starting with '+'")
     return value
+
+
+def model(cls: type[M], data: Any, what: str) -> M:
+    """`data` as a `cls`, or InvalidInput naming the first bad field (`what` when the
+    problem is the whole of it)."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or what
+        raise InvalidInput(field, first["msg"]) from None

@@ -129,6 +129,47 @@ def grouped_bars(
     return _svg(title, y1 + (80 if tilt else 32), parts, _describe(categories, series, unit))
 
 
+def share_bars(
+    title: str,
+    categories: list[str],
+    values: list[float],
+    out_of: float,
+    empty_text: str,
+) -> Markup:
+    """One horizontal bar per category, labelled with its value and its share of
+    `out_of` (e.g. votes per option among the households that voted: where several
+    choices are allowed the shares add up to more than 100 %)."""
+    _check_lengths(categories, [(title, values)])
+    if not categories or out_of <= 0:
+        return _empty(title, empty_text)
+    step, top = _axis(max(max(values), 0.0), integer=True)
+    y0 = 44.0
+    x0, x1 = _LABEL_W + 8.0, WIDTH - 120.0
+    scale = (x1 - x0) / top
+    bottom = y0 + _ROW_H * len(categories)
+    parts: list[str] = []
+    for tick in _ticks(step, top):
+        x = x0 + tick * scale
+        parts.append(_line(x, y0, x, bottom, _GRID))
+        parts.append(_label(x, bottom + 16, _number(tick), anchor="middle", fill=_MUTED))
+    shown = [f"{_number(v)} ({_number(100 * max(v, 0.0) / out_of)} %)" for v in values]
+    for row, (category, value) in enumerate(zip(categories, values, strict=True)):
+        y = y0 + row * _ROW_H
+        mid = y + _ROW_H / 2
+        parts.append(_label(_LABEL_W, mid, category, anchor="end", max_width=_LABEL_W - 8))
+        width = max(value, 0.0) * scale
+        if width > 0:
+            tip = f"{category}: {shown[row]}"
+            parts.append(_bar(x0, y + (_ROW_H - _BAR_H) / 2, width, _BAR_H, 0, tip))
+        parts.append(
+            f'<text class="value" x="{_n(x0 + width + 5)}" y="{_n(mid)}" dy="0.35em" '
+            f'text-anchor="start" font-size="{_VALUE_SIZE}">{_esc(shown[row])}</text>'
+        )
+    parts.append(_line(x0, y0, x0, bottom, _INK))
+    desc = "; ".join(f"{c}: {s}" for c, s in zip(categories, shown, strict=True))
+    return _svg(title, bottom + 28, parts, desc)
+
+
 # --- pieces ------------------------------------------------------------------------
 
 
@@ -153,7 +194,9 @@ def _svg(title: str, height: float, parts: list[str], desc: str) -> Markup:
         f'font-family="{_FONT}" font-size="{_SIZE}" fill="{_INK}">'
         f"<title>{name}</title><desc>{_esc(desc)}</desc>"
         f'<text x="{WIDTH / 2:g}" y="22" text-anchor="middle" font-size="16" '
-        f'font-weight="bold">{name}</text>'
+        # A question of 200 characters would run off the chart: shortened on screen,
+        # whole in the title above (tooltip and screen readers).
+        f'font-weight="bold">{_esc(_fit(title, WIDTH - 32, 16))}</text>'
     )
     return Markup(head + "".join(parts) + "</svg>")  # noqa: S704 — every part escaped
 
