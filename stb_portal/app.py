@@ -12,7 +12,7 @@ from prometheus_client import Gauge
 
 from stb_portal import auth, i18n
 from stb_portal.api import views as api_views
-from stb_portal.centre import lawyer_views, poll_views, stats_views
+from stb_portal.centre import booking_views, lawyer_views, poll_views, stats_views
 from stb_portal.centre import views as centre_views
 from stb_portal.keys import CENTRE_STATIC, FEED, JINJA, STATIC, TRANSLATIONS
 from stb_portal.static import CENTRE_STATIC_DIR, StaticFiles
@@ -43,6 +43,7 @@ def setup(app: web.Application) -> None:
     centre_views.setup(app)
     stats_views.setup(app)
     lawyer_views.setup(app)
+    booking_views.setup(app)
     poll_views.setup(app)
     api_views.setup(app)
     app.cleanup_ctx.append(_feed)

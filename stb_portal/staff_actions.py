@@ -1,7 +1,10 @@
 """Staff acting on alarms, the same way from the console and the API: the change and
-its audit entry in one transaction, and refused attempts audited too."""
+its audit entry in one transaction, and refused attempts audited too (`refused`, which
+every console page that changes something uses)."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -24,7 +27,7 @@ async def act(
             scope=session.scope, audit_entry=entry,
         )  # fmt: skip
     except (Conflict, NotFound, InvalidInput) as e:
-        await _refused(request, entry, e)
+        await refused(request, entry, e)
         raise
 
 
@@ -35,13 +38,12 @@ async def add_note(request: web.Request, session: StaffSession, alarm_id: int, n
             alarm_id, note, by=auth.shown_name(session), scope=session.scope, audit_entry=entry
         )
     except (NotFound, InvalidInput) as e:
-        await _refused(request, entry, e)
+        await refused(request, entry, e)
         raise
 
 
-async def _refused(request: web.Request, entry: audit.Entry, error: Exception) -> None:
-    refused = audit.Entry(
-        actor=entry.actor, staff_id=entry.staff_id, action=f"{entry.action}.refused"[:32],
-        target=entry.target, address=entry.address, detail=str(error),
-    )  # fmt: skip
-    await audit.record(request.config_dict[DATABASE], refused)
+async def refused(request: web.Request, entry: audit.Entry, error: Exception | str) -> None:
+    """An attempt that changed nothing, on record as `<action>.refused` with the reason,
+    in a transaction of its own."""
+    attempt = replace(entry, action=f"{entry.action}.refused"[:32], detail=str(error))
+    await audit.record(request.config_dict[DATABASE], attempt)

@@ -1,85 +1,53 @@
 """The family lawyer in the staff console: the lawyers serving the area, a lawyer's week
-with booking on behalf of a household, a village's bookings and their CSV, one booking
-with its actions, and (town and county staff) each lawyer's details, weekly plan and
-absences. Every change is written with its audit entry in one transaction; refused
-attempts are audited too."""
+with booking on behalf of a household, and (town and county staff) each lawyer's
+details, weekly plan and absences. A village's bookings and one booking are in
+`booking_views`. Every change is written with its audit entry in one transaction;
+refused attempts are audited too."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import Connection
 
 from stb_portal import auth
+from stb_portal.centre.lawyer_form import (
+    Problem,
+    absence_input,
+    duty_summary,
+    field_of,
+    lawyer_data,
+    local_span,
+    monday_of,
+    refusal,
+    refusal_status,
+    slot_start,
+    values_from,
+    values_of,
+)
 from stb_portal.centre.render import page
-from stb_portal.centre.stats_views import period
-from xueliang import audit, bookings, geography, households, lawyers, validation
+from stb_portal.staff_actions import refused
+from xueliang import audit, bookings, geography, lawyers, validation
 from xueliang.errors import AlreadyExists, Conflict, InvalidInput, NotFound
-from xueliang.geography import LOCAL_TIME, Scope
+from xueliang.geography import LOCAL_TIME, LocalSpan, Scope
 from xueliang.staff_sessions import StaffSession
 from xueliang.storage.types import utcnow
 from xueliang.web import DATABASE
 
-T = TypeVar("T")
 # Staff book for a household that calls or comes in; "tv" is the household's own.
 STAFF_CHANNELS = ("phone", "visit")
-NUMBERS = ("slot_minutes", "lead_minutes", "window_days", "cancel_cutoff_minutes")
-TEXTS = ("id", "name", "firm", "phone", "practice")
-FORM_FIELDS = frozenset({*TEXTS, *NUMBERS, "villages", "active"})
-MAX_PLAN_TEXT = 200
 ABSENCES_AHEAD = timedelta(days=366)
-_PERIOD = re.compile(r"(\d{1,2}):(\d{2})\s*[-–—~～至到]\s*(\d{1,2}):(\d{2})")
-_CLOCK = re.compile(r"(\d{1,2}):(\d{2})")
+
+
+# --- the lawyer's week ----------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class Problem:
-    """What went wrong, as a code the templates say in the staff's language; `detail`
-    carries the domain's own words where there is nothing better to say."""
-
-    code: str
-    detail: str = ""
-
-
-# --- weeks and the lawyer's calendar ----------------------------------------------
-
-
-def monday_of(text: str | None) -> date:
-    """The Monday of the week `text` (YYYY-MM-DD, local) falls in; this week without it."""
-    if not text:
-        today = datetime.now(LOCAL_TIME).date()
-        return today - timedelta(days=today.weekday())
-    return (day := _day(text, "week")) - timedelta(days=day.weekday())
-
-
-def _day(text: str, field: str) -> date:
-    text = text.strip()
-    try:
-        day = datetime.strptime(text, "%Y-%m-%d").date() if len(text) <= 10 else None
-    except ValueError:
-        day = None
-    if day is None:
-        raise InvalidInput(field, "must be a date like 2026-11-30")
-    if not 2000 <= day.year <= 2100:
-        raise InvalidInput(field, "must be a date between 2000 and 2100")
-    return day
-
-
-def local_span(first: date, days: int) -> tuple[datetime, datetime]:
-    """From local midnight of `first` to local midnight `days` later, in UTC."""
-    start = datetime.combine(first, time(), LOCAL_TIME)
-    end = datetime.combine(first + timedelta(days=days), time(), LOCAL_TIME)
-    return start.astimezone(UTC), end.astimezone(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class Cell:
+class Cell(LocalSpan):
     """A line of a day in a lawyer's week: a booking of the area, or a slot of the plan
     without one: `free`, `taken` (by a household outside the area), `absent`, `past`,
     or `later` (beyond the booking window)."""
@@ -90,14 +58,6 @@ class Cell:
     village: str | None
     booking: bookings.Booking | None = None
     away: bool = False  # a booking while the lawyer is absent: the household must know
-
-    @property
-    def local_start(self) -> datetime:
-        return self.starts_at.astimezone(LOCAL_TIME)
-
-    @property
-    def local_end(self) -> datetime:
-        return self.ends_at.astimezone(LOCAL_TIME)
 
 
 def week_cells(
@@ -209,25 +169,25 @@ async def book(request: web.Request) -> web.Response:
     try:
         await db.run_read(partial(lawyers.get, id=ident, scope=session.scope))
     except NotFound as e:
-        await _refused(request, entry, str(e))
+        await refused(request, entry, e)
         raise web.HTTPNotFound() from e
     try:
         if kept["channel"] not in STAFF_CHANNELS:
             raise InvalidInput("channel", "must be phone or visit")
         made = await db.run_write(
             partial(_book, entry=entry, lawyer=ident, household=household,
-                    starts_at=_moment(form.get("starts_at", "")), topic=kept["topic"],
+                    starts_at=slot_start(form.get("starts_at", "")), topic=kept["topic"],
                     channel=kept["channel"], by=auth.shown_name(session), scope=session.scope)
         )  # fmt: skip
     except NotFound as e:
-        await _refused(request, entry, str(e))
+        await refused(request, entry, e)
         if e.kind == "household":  # another area's household is not found, as ids are
             problem, status = Problem("household", household[:64]), 404
         else:
             problem, status = Problem("not_served"), 400
     except (Conflict, InvalidInput) as e:
-        await _refused(request, entry, str(e))
-        problem, status = _problem(e, "too_soon"), _status(e)
+        await refused(request, entry, e)
+        problem, status = refusal(e, "too_soon"), refusal_status(e)
     else:
         raise web.HTTPSeeOther(f"/centre/bookings/{made.id}")
     return await _calendar(request, session, monday, problem=problem, status=status, form=kept)
@@ -239,328 +199,12 @@ def _book(conn: Connection, entry: audit.Entry, **booking: Any) -> bookings.Book
     return made
 
 
-def _moment(text: str) -> datetime:
-    """A slot's start as the form sends it (ISO 8601 with its offset), in UTC."""
-    try:
-        moment = datetime.fromisoformat(text.strip()[:40])
-    except ValueError:
-        raise InvalidInput("slot", "must be a date and time") from None
-    if moment.tzinfo is None or not 2000 <= moment.year <= 2100:
-        raise InvalidInput("slot", "must be a date and time with its offset")
-    return moment.astimezone(UTC)
-
-
-# --- a village's bookings and the CSV ---------------------------------------------
-
-
-def _village_week(
-    conn: Connection, scope: Scope, village: str, since: datetime, until: datetime
-) -> tuple[dict[str, str], list[lawyers.Lawyer], list[bookings.Booking]]:
-    names = geography.village_names(conn, scope)
-    if village and village not in names:
-        raise NotFound("village", village)
-    found = bookings.calendar(conn, scope, since, until, village=village) if village else []
-    return names, lawyers.in_scope(conn, scope), found
-
-
-async def village_bookings(request: web.Request) -> web.Response:
-    session = await auth.for_console(request)
-    problem, status = None, 200
-    try:
-        monday = monday_of(request.query.get("week"))
-    except InvalidInput:
-        monday, problem, status = monday_of(None), Problem("week"), 400
-    village = request.query.get("village", "")
-    if not village and session.staff.role == "village":
-        village = session.staff.scope
-    since, until = local_span(monday, 7)
-    try:
-        names, serving, found = await request.app[DATABASE].run_read(
-            partial(_village_week, scope=session.scope, village=village, since=since, until=until)
-        )
-    except NotFound as e:
-        raise web.HTTPNotFound() from e
-    days = [monday + timedelta(days=n) for n in range(7)]
-    today = datetime.now(LOCAL_TIME).date()
-    following = (today.replace(day=1) + timedelta(days=31)).replace(day=1)
-    return page(
-        request, "centre/bookings.html", session=session, village=village, villages=names,
-        lawyers=serving, monday=monday, prev=monday - timedelta(days=7),
-        next=monday + timedelta(days=7), this_week=monday_of(None),
-        days=[(day, [b for b in found if b.local_start.date() == day]) for day in days],
-        first=f"{today:%Y-%m}", last=f"{following:%Y-%m}", problem=problem, status=status,
-    )  # fmt: skip
-
-
-async def bookings_csv(request: web.Request) -> web.Response:
-    session = await auth.for_console(request)
-    try:
-        first, last, since, until = period(request)
-    except InvalidInput as e:
-        raise web.HTTPBadRequest(text=str(e)) from e
-    lawyer = request.query.get("lawyer") or None
-    db = request.app[DATABASE]
-    try:
-        body = await db.run_read(
-            partial(_csv, scope=session.scope, since=since, until=until, lawyer=lawyer)
-        )
-    except NotFound as e:
-        raise web.HTTPNotFound() from e
-    await audit.record(
-        db, auth.entry(request, session, "export.bookings_csv", f"{first}..{last}", lawyer)
-    )
-    name = f"bookings-{session.staff.scope}-{first}-{last}{'-' + lawyer if lawyer else ''}.csv"
-    return web.Response(
-        # With a byte-order mark, spreadsheet programs read the Chinese names right.
-        body=body.encode("utf-8-sig"),
-        headers={
-            "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "Cache-Control": "no-store",
-        },
-    )
-
-
-def _csv(
-    conn: Connection, scope: Scope, since: datetime, until: datetime, lawyer: str | None
-) -> str:
-    if lawyer is not None:
-        lawyers.get(conn, lawyer, scope)  # another area's lawyer is not found
-    return bookings.calendar_csv(conn, scope, since, until, lawyer)
-
-
-# --- one booking ------------------------------------------------------------------
-
-
-def _booking_id(request: web.Request) -> int:
-    found = validation.number(request.match_info["id"], 15)
-    if found is None:
-        raise web.HTTPNotFound()
-    return found
-
-
-def _booking_detail(
-    conn: Connection, id: int, scope: Scope
-) -> tuple[bookings.Booking, households.Household | None, list[bookings.Note]]:
-    found = bookings.get(conn, id, scope=scope)
-    return found, households.find(conn, found.household), bookings.notes(conn, id)
-
-
-async def booking_page(request: web.Request) -> web.Response:
-    session = await auth.for_console(request)
-    return await _booking(request, session, _booking_id(request))
-
-
-async def _booking(
-    request: web.Request, session: StaffSession, ident: int, *,
-    problem: Problem | None = None, status: int = 200, form: dict[str, str] | None = None,
-) -> web.Response:  # fmt: skip
-    try:
-        found, home, notes = await request.app[DATABASE].run_read(
-            partial(_booking_detail, id=ident, scope=session.scope)
-        )
-    except NotFound as e:
-        raise web.HTTPNotFound() from e
-    return page(
-        request, "centre/booking.html", session=session, booking=found, household=home,
-        notes=notes, reasons=bookings.REASONS, problem=problem, now=utcnow(),
-        note=(form or {}).get("note", ""), explanation=(form or {}).get("explanation", ""),
-        monday=found.local_start.date() - timedelta(days=found.local_start.weekday()),
-        status=status,
-    )  # fmt: skip
-
-
-async def close_booking(request: web.Request) -> web.Response:
-    """Record how the consultation went: done, or the household did not come."""
-    session, ident, form = await _posted(request)
-    outcome = form.get("outcome", "")
-    action = f"booking.{outcome}" if outcome in bookings.OUTCOMES else "booking.close"
-    work = partial(bookings.close, id=ident, outcome=outcome, by=auth.shown_name(session),
-                   now=utcnow(), scope=session.scope)  # fmt: skip
-    entry = auth.entry(request, session, action, str(ident))
-    return await _change(request, session, ident, entry, work, form, too_late="not_begun")
-
-
-async def cancel_booking(request: web.Request) -> web.Response:
-    session, ident, form = await _posted(request)
-    reason = form.get("reason", "")
-    work = partial(_cancel, id=ident, reason=reason, note=form.get("explanation", ""),
-                   by=auth.shown_name(session), scope=session.scope)  # fmt: skip
-    entry = auth.entry(request, session, "booking.cancel", str(ident), reason[:40])
-    return await _change(request, session, ident, entry, work, form, too_late="over")
-
-
-def _cancel(conn: Connection, id: int, reason: str, note: str, by: str, scope: Scope) -> None:
-    """Cancel, and keep the staff's explanation (if any) as a note of the booking."""
-    now = utcnow()
-    bookings.cancel(conn, id, reason=reason, by=by, now=now, scope=scope)
-    if note.strip():
-        bookings.add_note(conn, id, note, by=by, now=now, scope=scope)
-
-
-async def note_booking(request: web.Request) -> web.Response:
-    session, ident, form = await _posted(request)
-    work = partial(bookings.add_note, id=ident, text=form.get("note", ""),
-                   by=auth.shown_name(session), now=utcnow(), scope=session.scope)  # fmt: skip
-    entry = auth.entry(request, session, "booking.note", str(ident))
-    return await _change(request, session, ident, entry, work, form, too_late="over")
-
-
-async def _posted(request: web.Request) -> tuple[StaffSession, int, dict[str, str]]:
-    session = await auth.for_console(request)
-    ident = _booking_id(request)
-    return session, ident, await auth.checked_form(request, session)
-
-
-async def _change(
-    request: web.Request, session: StaffSession, ident: int, entry: audit.Entry,
-    work: Callable[[Connection], object], form: dict[str, str], too_late: str,
-) -> web.Response:  # fmt: skip
-    try:
-        await request.app[DATABASE].run_write(partial(_audited, work=work, entry=entry))
-    except NotFound as e:
-        await _refused(request, entry, str(e))
-        raise web.HTTPNotFound() from e
-    except (Conflict, InvalidInput) as e:
-        await _refused(request, entry, str(e))
-        return await _booking(
-            request, session, ident, problem=_problem(e, too_late), status=_status(e),
-            form=form,
-        )  # fmt: skip
-    raise web.HTTPSeeOther(f"/centre/bookings/{ident}")
-
-
-def _audited(conn: Connection, work: Callable[[Connection], T], entry: audit.Entry) -> T:
-    """`work`, then its audit entry, in the same transaction."""
-    done = work(conn)
-    audit.write(conn, entry)
-    return done
-
-
-def _problem(e: Exception, too_late: str) -> Problem:
-    if isinstance(e, bookings.SlotTaken):
-        return Problem("taken")
-    if isinstance(e, bookings.TooLate):
-        return Problem(too_late)
-    if isinstance(e, bookings.TooMany):
-        return Problem("too_many", str(bookings.MAX_UPCOMING))
-    return Problem("invalid" if isinstance(e, InvalidInput) else "conflict", str(e))
-
-
-def _status(e: Exception) -> int:
-    return 400 if isinstance(e, InvalidInput) else 409
-
-
-async def _refused(request: web.Request, entry: audit.Entry, reason: str) -> None:
-    """Audit a refused attempt (as `staff_actions` does), in a transaction of its own."""
-    refused = replace(entry, action=f"{entry.action}.refused"[:32], detail=reason)
-    await audit.record(request.app[DATABASE], refused)
-
-
 # --- the lawyers and their management (town and county staff) ---------------------
 
 
 def can_edit(session: StaffSession) -> bool:
     """Town and county staff manage lawyers; a village's staff see and book."""
     return session.staff.role in ("town", "county")
-
-
-def duty_summary(lawyer: lawyers.Lawyer) -> list[tuple[int, int, str]]:
-    """(first weekday, last weekday, periods) with neighbouring days of the same hours
-    joined: Monday to Friday 09:00-12:00, 14:00-17:00."""
-    runs: list[tuple[int, int, str]] = []
-    for day in lawyer.duty_days:
-        text = plan_text(lawyer.plan, day)
-        if runs and runs[-1][1] == day - 1 and runs[-1][2] == text:
-            runs[-1] = (runs[-1][0], day, text)
-        else:
-            runs.append((day, day, text))
-    return runs
-
-
-def plan_text(plan: tuple[lawyers.Period, ...], weekday: int) -> str:
-    periods = sorted((p for p in plan if p.weekday == weekday), key=lambda p: p.start)
-    return ", ".join(f"{p.start}-{p.end}" for p in periods)
-
-
-def parse_day(weekday: int, text: str, village: str | None) -> list[dict[str, Any]]:
-    """One weekday's periods as typed (`09:00-12:00, 14:00-17:00`); ValueError when the
-    text is not of that form (the hours themselves are checked by `lawyers.checked`)."""
-    if len(text) > MAX_PLAN_TEXT:
-        raise ValueError(text)
-    periods = []
-    for part in re.split(r"[,，;；、]", text):
-        if not part.strip():
-            continue
-        found = _PERIOD.fullmatch(part.strip())
-        if found is None:
-            raise ValueError(part)
-        h1, m1, h2, m2 = found.groups()
-        periods.append({"weekday": weekday, "start": f"{int(h1):02d}:{m1}",
-                        "end": f"{int(h2):02d}:{m2}", "village": village})  # fmt: skip
-    return periods
-
-
-def values_of(lawyer: lawyers.Lawyer | None) -> dict[str, Any]:
-    """The edit form's values for a lawyer (the defaults for a new one)."""
-    if lawyer is None:
-        defaults = {n: str(lawyers.LawyerInput.model_fields[n].default) for n in NUMBERS}
-        return {**dict.fromkeys(TEXTS, ""), **defaults, "villages": [], "active": True,
-                "plan": [("", "")] * 7}  # fmt: skip
-    return {
-        **{n: str(getattr(lawyer, n)) for n in (*TEXTS, *NUMBERS)},
-        "villages": list(lawyer.villages), "active": lawyer.active,
-        "plan": [(plan_text(lawyer.plan, d), next((p.village or "" for p in lawyer.plan
-                                                   if p.weekday == d), "")) for d in range(7)],
-    }  # fmt: skip
-
-
-def values_from(form: dict[str, str]) -> dict[str, Any]:
-    """The edit form's values as posted, kept whole to show them again."""
-    return {
-        **{n: form.get(n, "") for n in (*TEXTS, *NUMBERS)},
-        "villages": sorted(k.removeprefix("village_") for k in form if k.startswith("village_")),
-        "active": "active" in form,
-        "plan": [(form.get(f"plan_{d}", ""), form.get(f"plan_{d}_village", "")) for d in range(7)],
-    }
-
-
-def lawyer_data(
-    values: dict[str, Any], ours: set[str]
-) -> tuple[dict[str, Any], dict[str, Problem]]:
-    """The values as `lawyers.checked` wants them, and what is wrong with the form
-    itself (numbers, plan text, villages outside the editor's area `ours`)."""
-    errors: dict[str, Problem] = {}
-    data: dict[str, Any] = {n: values[n] for n in TEXTS}
-    data["id"] = data["id"].strip()
-    data.update(villages=values["villages"], active=values["active"])
-    if data["id"] == "new":  # the path of the form for a new lawyer
-        errors["id"] = Problem("id_taken")
-    for field in NUMBERS:
-        number = validation.number(values[field].strip(), 5)
-        if number is None:
-            errors[field] = Problem("number")
-        data[field] = number
-    if any(v not in ours for v in values["villages"]):
-        errors["villages"] = Problem("outside")
-    data["plan"] = []
-    for day, (text, village) in enumerate(values["plan"]):
-        try:
-            data["plan"] += parse_day(day, text, village or None)
-        except ValueError:
-            errors[f"plan_{day}"] = Problem("plan")
-    return data, errors
-
-
-def _field_of(e: InvalidInput, plan: list[dict[str, Any]]) -> str:
-    """Where on the form an error of `lawyers.checked` belongs."""
-    head, _, rest = e.field.partition(".")
-    index = rest.partition(".")[0]
-    if head == "plan" and index.isdigit() and int(index) < len(plan):
-        return f"plan_{plan[int(index)]['weekday']}"
-    if weekday := re.search(r"weekday (\d)", e.reason):
-        return f"plan_{weekday.group(1)}"
-    return head if head in FORM_FIELDS else "lawyer"
 
 
 def _put_lawyer(
@@ -613,12 +257,12 @@ async def _manageable(
             )
         except NotFound as e:
             if entry is not None:
-                await _refused(request, entry, str(e))
+                await refused(request, entry, e)
             raise web.HTTPNotFound() from e
     if can_edit(session):
         return None
     if entry is not None:
-        await _refused(request, entry, "village staff may not change lawyers")
+        await refused(request, entry, "village staff may not change lawyers")
     return await _lawyer_list(request, session, Problem("forbidden"), 403)
 
 
@@ -684,13 +328,13 @@ async def save_lawyer(request: web.Request) -> web.Response:
         except AlreadyExists:
             errors["id"], status = Problem("id_taken"), 409
         except InvalidInput as e:
-            errors[_field_of(e, data["plan"])] = Problem("invalid", e.reason)
+            errors[field_of(e, data["plan"])] = Problem("invalid", e.reason)
         except NotFound as e:  # the lawyer left the area meanwhile
-            await _refused(request, entry, str(e))
+            await refused(request, entry, e)
             raise web.HTTPNotFound() from e
     if errors:
         said = "; ".join(f"{field}: {p.detail or p.code}" for field, p in errors.items())
-        await _refused(request, entry, said)
+        await refused(request, entry, said)
         return await _edit(request, session, ident, values=values, errors=errors, status=status)
     where = f"/centre/lawyers/{target}" if data["villages"] else "/centre/lawyers"
     raise web.HTTPSeeOther(where)
@@ -712,25 +356,14 @@ async def add_absence(request: web.Request) -> web.Response:
                     by=auth.shown_name(session), scope=session.scope, entry=entry)
         )  # fmt: skip
     except NotFound as e:
-        await _refused(request, entry, str(e))
+        await refused(request, entry, e)
         raise web.HTTPNotFound() from e
     except InvalidInput as e:
-        await _refused(request, entry, str(e))
+        await refused(request, entry, e)
         problem = Problem(e.field) if e.field in ("day", "span") else Problem("invalid", str(e))
         return await _edit(request, session, ident, absence=typed, absence_problem=problem,
                            status=400)  # fmt: skip
     raise web.HTTPSeeOther(f"/centre/lawyers/{ident}/edit#absences")
-
-
-def absence_input(typed: dict[str, str]) -> tuple[date, tuple[int, int] | None]:
-    """The day, and the local span (minutes after midnight) or None for the whole day."""
-    day = _day(typed["day"], "day")
-    start, end = typed["from"].strip(), typed["to"].strip()
-    if not start and not end:
-        return day, None
-    if not (_CLOCK.fullmatch(start) and _CLOCK.fullmatch(end)):
-        raise InvalidInput("span", "give both times, like 09:00 and 12:00, or neither")
-    return day, (lawyers.minutes(start), lawyers.minutes(end))
 
 
 def _add_absence(
@@ -758,7 +391,7 @@ async def remove_absence(request: web.Request) -> web.Response:
                     entry=entry)
         )  # fmt: skip
     except NotFound as e:
-        await _refused(request, entry, str(e))
+        await refused(request, entry, e)
         raise web.HTTPNotFound() from e
     raise web.HTTPSeeOther(f"/centre/lawyers/{ident}/edit#absences")
 
@@ -784,9 +417,3 @@ def setup(app: web.Application) -> None:
     add("POST", "/centre/lawyers/{id}/absences", add_absence, name="centre_lawyer_absence")
     add("POST", "/centre/lawyers/{id}/absences/{aid}/remove", remove_absence,
         name="centre_lawyer_absence_remove")  # fmt: skip
-    add("GET", "/centre/bookings", village_bookings, name="centre_bookings")
-    add("GET", "/centre/bookings.csv", bookings_csv, name="centre_bookings_csv")
-    add("GET", "/centre/bookings/{id}", booking_page, name="centre_booking")
-    add("POST", "/centre/bookings/{id}/close", close_booking, name="centre_booking_close")
-    add("POST", "/centre/bookings/{id}/cancel", cancel_booking, name="centre_booking_cancel")
-    add("POST", "/centre/bookings/{id}/note", note_booking, name="centre_booking_note")

@@ -1,5 +1,6 @@
 """Rendering console pages: staff language from a cookie (Chinese by default), the
-signed-in person and the CSRF token in every template, never cached."""
+signed-in person and the CSRF token in every template, never cached; CSV downloads, and
+the ids in console paths."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from aiohttp import web
 from stb_portal import i18n
 from stb_portal.auth import csrf_token
 from stb_portal.keys import CENTRE_STATIC, JINJA, TRANSLATIONS
+from xueliang import validation
 from xueliang.staff_sessions import StaffSession
 
 LANG_COOKIE = "xl_console_lang"
@@ -60,3 +62,24 @@ def page(
     if "gzip" in request.headers.get("Accept-Encoding", ""):
         response.enable_compression(web.ContentCoding.gzip)
     return response
+
+
+def csv_response(body: str, filename: str) -> web.Response:
+    """`body` as a CSV download named `filename`, never cached."""
+    return web.Response(
+        # With a byte-order mark, spreadsheet programs read the Chinese text right.
+        body=body.encode("utf-8-sig"),
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    """The number in the path's `name` part; 404 for anything that is not one."""
+    found = validation.number(request.match_info[name], 15)
+    if found is None:
+        raise web.HTTPNotFound()
+    return found

@@ -11,7 +11,7 @@ from markupsafe import Markup
 
 from stb_portal import auth, i18n
 from stb_portal.centre import charts
-from stb_portal.centre.render import language, page
+from stb_portal.centre.render import csv_response, language, page
 from stb_portal.keys import TRANSLATIONS
 from xueliang import audit, stats
 from xueliang.errors import InvalidInput
@@ -110,16 +110,7 @@ async def stats_csv(request: web.Request) -> web.Response:
         partial(stats.alarm_rows_csv, scope=session.scope, since=since, until=until)
     )
     await audit.record(db, auth.entry(request, session, "export.alarms_csv", f"{first}..{last}"))
-    name = f"alarms-{session.staff.scope}-{first}-{last}.csv"
-    return web.Response(
-        # With a byte-order mark, spreadsheet programs read the Chinese names right.
-        body=body.encode("utf-8-sig"),
-        headers={
-            "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "Cache-Control": "no-store",
-        },
-    )
+    return csv_response(body, f"alarms-{session.staff.scope}-{first}-{last}.csv")
 
 
 def setup(app: web.Application) -> None:

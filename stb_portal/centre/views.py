@@ -12,10 +12,10 @@ from urllib.parse import quote
 from aiohttp import web
 
 from stb_portal import auth, staff_actions
-from stb_portal.centre.render import LANG_COOKIE, page
+from stb_portal.centre.render import LANG_COOKIE, page, path_id
 from stb_portal.i18n import LANGS
 from stb_portal.keys import FEED
-from xueliang import alarm_board, devices, geography, staff_sessions, validation
+from xueliang import alarm_board, devices, geography, staff_sessions
 from xueliang.alarms import Action
 from xueliang.errors import Busy, InvalidCredentials, InvalidInput, InvalidTransition, Throttled
 from xueliang.web import DATABASE, SETTINGS
@@ -94,7 +94,7 @@ async def board(request: web.Request) -> web.Response:
 
 async def alarm(request: web.Request) -> web.Response:
     session = await auth.for_console(request)
-    ident = _alarm_id(request)
+    ident = path_id(request)
     last_event = request.app[FEED].cursor
     found = await request.app[DATABASE].run_read(
         partial(alarm_board.detail, scope=session.scope, alarm_id=ident)
@@ -107,7 +107,7 @@ async def alarm(request: web.Request) -> web.Response:
 
 async def act(request: web.Request) -> web.Response:
     session = await auth.for_console(request)
-    ident = _alarm_id(request)
+    ident = path_id(request)
     form = await auth.checked_form(request, session)
     action = form.get("action", "")
     if action not in STAFF_ACTIONS:
@@ -123,7 +123,7 @@ async def act(request: web.Request) -> web.Response:
 
 async def note(request: web.Request) -> web.Response:
     session = await auth.for_console(request)
-    ident = _alarm_id(request)
+    ident = path_id(request)
     form = await auth.checked_form(request, session)
     problem = None
     try:
@@ -167,13 +167,6 @@ async def board_json(request: web.Request) -> web.Response:
         partial(alarm_board.page, scope=session.scope, state="open", limit=alarm_board.MAX_LIMIT)
     )
     return web.json_response({"alarms": found.alarms}, headers={"Cache-Control": "no-store"})
-
-
-def _alarm_id(request: web.Request) -> int:
-    found = validation.number(request.match_info["id"], 15)
-    if found is None:
-        raise web.HTTPNotFound()
-    return found
 
 
 def setup(app: web.Application) -> None:

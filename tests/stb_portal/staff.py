@@ -1,4 +1,5 @@
-"""Signing demo staff in, and reading Server-Sent Events, for the console and API tests."""
+"""Signing demo staff in, reading the audit log, and reading Server-Sent Events, for the
+console and API tests."""
 
 from __future__ import annotations
 
@@ -9,15 +10,40 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientResponse
+from sqlalchemy import select
 
-from tests.stb_portal.conftest import Client
+from tests.stb_portal.conftest import Client, csrf_of
 from xueliang.alarms import RaiseRequest
 from xueliang.signing import derive, load_secret_key
-from xueliang.web import ALARMS
+from xueliang.storage.tables import audit_log
+from xueliang.web import ALARMS, DATABASE
 
 
 def demo_password(data_dir: Path, username: str) -> str:
     return derive(load_secret_key(data_dir), "demo-staff", username, length=16)
+
+
+async def sign_in(client: Client, demo_dir: Path, username: str) -> str:
+    """Sign a demo account in to the console; the CSRF token of the new session, from
+    the page the sign-in leads to."""
+    response = await client.post(
+        "/centre/login",
+        data={"username": username, "password": demo_password(demo_dir, username)},
+        allow_redirects=False,
+    )
+    assert response.status == 303, await response.text()
+    return csrf_of(await (await client.get(response.headers["Location"])).text())
+
+
+async def audited(client: Client, action: str) -> list[tuple[str, str, str | None]]:
+    """(actor, target, detail) of every audit entry of `action`, oldest first."""
+    async with client.app[DATABASE].read() as conn:
+        rows = await conn.execute(
+            select(audit_log.c.actor, audit_log.c.target, audit_log.c.detail)
+            .where(audit_log.c.action == action)
+            .order_by(audit_log.c.id)
+        )
+        return [(r.actor, r.target, r.detail) for r in rows]
 
 
 async def bearer(client: Client, data_dir: Path, username: str) -> dict[str, str]:

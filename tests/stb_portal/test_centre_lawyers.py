@@ -15,10 +15,9 @@ import pytest
 from sqlalchemy import select
 
 from tests.stb_portal.conftest import Client, csrf_of
-from tests.stb_portal.staff import demo_password
+from tests.stb_portal.staff import audited, sign_in
 from xueliang import bookings, households, lawyers
 from xueliang.geography import LOCAL_TIME, Scope
-from xueliang.storage.tables import audit_log
 from xueliang.storage.tables import bookings as bookings_table
 from xueliang.web import DATABASE
 
@@ -40,15 +39,6 @@ def at(day: date, clock: str) -> datetime:
 def slots(html: str) -> list[str]:
     """The slots the calendar offers to book (the value of each Book button)."""
     return re.findall(r'name="starts_at" value="([^"]+)"', html)
-
-
-async def sign_in(client: Client, demo_dir: Path, username: str) -> None:
-    response = await client.post(
-        "/centre/login",
-        data={"username": username, "password": demo_password(demo_dir, username)},
-        allow_redirects=False,
-    )
-    assert response.status == 303, await response.text()
 
 
 async def calendar(client: Client, week: date, lawyer: str = ZHOU) -> str:
@@ -73,16 +63,6 @@ async def booked(client: Client, starts: datetime, household: str = "qilong-001"
     found = re.fullmatch(r"/centre/bookings/(\d+)", response.headers["Location"])
     assert found is not None
     return int(found.group(1))
-
-
-async def audited(client: Client, action: str) -> list[tuple[str, str, str | None]]:
-    async with client.app[DATABASE].read() as conn:
-        rows = await conn.execute(
-            select(audit_log.c.actor, audit_log.c.target, audit_log.c.detail)
-            .where(audit_log.c.action == action)
-            .order_by(audit_log.c.id)
-        )
-        return [(r.actor, r.target, r.detail) for r in rows]
 
 
 async def test_lawyers_are_listed_by_area(tv: Client, demo_dir: Path) -> None:
@@ -514,4 +494,4 @@ async def test_console_speaks_english_when_asked(tv: Client, demo_dir: Path) -> 
     page = await calendar(tv, next_monday())
     assert "Book for a household" in page and "Monday" in page and "周一" not in page
     edit = await (await tv.get(f"{ZHOU}/edit")).text()
-    assert "Weekly plan" in edit and "Also serves 1 villages outside your area" in edit
+    assert "Weekly plan" in edit and "Also serves 1 village outside your area" in edit

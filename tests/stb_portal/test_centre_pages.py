@@ -11,18 +11,9 @@ import pytest
 from sqlalchemy import select, update
 
 from tests.stb_portal.conftest import Client, csrf_of
-from tests.stb_portal.staff import demo_password, raise_alarm
+from tests.stb_portal.staff import demo_password, raise_alarm, sign_in
 from xueliang.storage.tables import alarms, audit_log, devices
 from xueliang.web import DATABASE
-
-
-async def sign_in(client: Client, demo_dir: Path, username: str) -> None:
-    response = await client.post(
-        "/centre/login",
-        data={"username": username, "password": demo_password(demo_dir, username)},
-        allow_redirects=False,
-    )
-    assert response.status == 303, await response.text()
 
 
 async def test_sign_in_page_and_the_way_back(tv: Client, demo_dir: Path) -> None:

@@ -18,28 +18,16 @@ from aiohttp import FormData
 from sqlalchemy import func, select
 
 from stb_portal.centre.charts import PALETTE, share_bars
-from tests.stb_portal.conftest import Client, csrf_of
-from tests.stb_portal.staff import demo_password
+from tests.stb_portal.conftest import Client
+from tests.stb_portal.staff import audited, sign_in
 from xueliang import polls
 from xueliang.geography import LOCAL_TIME
-from xueliang.storage.tables import audit_log
 from xueliang.storage.tables import polls as polls_table
 from xueliang.web import DATABASE
 
 VILLAGE_POLL = "村口路灯装在哪里？"  # demo: qilong, one answer
 TOWN_POLL = "普兴镇冬季文化活动征询"  # demo: puxing, up to two answers
 SVG = "{http://www.w3.org/2000/svg}"
-
-
-async def sign_in(client: Client, demo_dir: Path, username: str) -> str:
-    """Sign in; the CSRF token of the new session."""
-    response = await client.post(
-        "/centre/login",
-        data={"username": username, "password": demo_password(demo_dir, username)},
-        allow_redirects=False,
-    )
-    assert response.status == 303, await response.text()
-    return csrf_of(await (await client.get("/centre/polls")).text())
 
 
 def local_input(moment: datetime) -> str:
@@ -65,16 +53,6 @@ async def poll_named(client: Client, title: str) -> polls.Poll:
         ident = await conn.execute(select(polls_table.c.id).where(polls_table.c.title == title))
         poll_id = ident.scalar_one()
     return await db.run_read(partial(polls.get, poll_id=poll_id))
-
-
-async def audited(client: Client, action: str) -> list[tuple[str, str, str | None]]:
-    async with client.app[DATABASE].read() as conn:
-        rows = await conn.execute(
-            select(audit_log.c.actor, audit_log.c.target, audit_log.c.detail)
-            .where(audit_log.c.action == action)
-            .order_by(audit_log.c.id)
-        )
-        return [(r.actor, r.target, r.detail) for r in rows]
 
 
 async def count_polls(client: Client) -> int:
