@@ -261,7 +261,7 @@ async def village_mosaic(request: web.Request) -> web.Response:
 async def alarm_snapshot(request: web.Request) -> web.StreamResponse:
     """What a camera showed when an alarm was raised: staff of the alarm's scope only."""
     alarm_id, camera = (
-        validation.number(request.match_info["alarm"], 12),
+        validation.row_id(request.match_info["alarm"]),
         request.match_info["camera"],
     )
     if alarm_id is None:

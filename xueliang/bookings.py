@@ -144,6 +144,11 @@ def book(
         raise TooLate("this slot is too soon to be booked")
     if slot.starts_at > now + timedelta(days=found.window_days):
         raise InvalidInput("slot", "is beyond the booking window")
+    # One household's bookings queue here (PostgreSQL), so the count below cannot be
+    # passed by several at once; SQLite writers are one at a time anyway.
+    conn.execute(
+        select(households_table.c.id).where(households_table.c.id == household).with_for_update()
+    )
     held = conn.scalar(
         select(func.count())
         .select_from(bookings)
@@ -254,11 +259,13 @@ def close(
         raise Conflict(f"booking {id} is {booking.state}")
     if now < booking.starts_at:
         raise TooLate("the appointment has not begun yet")
-    conn.execute(
+    changed = conn.execute(
         update(bookings)
         .where(bookings.c.id == id, bookings.c.state == "booked")
         .values(state=outcome, closed_at=now, closed_by=by)
     )
+    if changed.rowcount != 1:  # cancelled or closed meanwhile
+        raise Conflict(f"booking {id} changed meanwhile")
     return get(conn, id)
 
 

@@ -26,6 +26,7 @@ from xueliang.storage.tables import lawyer_absences, lawyer_busy, lawyer_village
 # Bookings are made of 5-minute units (see `lawyer_busy`): slots start and end on them.
 UNIT = timedelta(minutes=5)
 WEEKDAYS = 7
+MAX_WINDOW_DAYS = 90
 _CLOCK = re.compile(r"([01][0-9]|2[0-3]):[0-5][05]|24:00")
 _Line = Annotated[str, Field(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
@@ -79,7 +80,7 @@ class LawyerInput(BaseModel):
     plan: Annotated[list[Period], Field(max_length=70)]
     slot_minutes: Annotated[int, Field(ge=10, le=240, multiple_of=5)] = 30
     lead_minutes: Annotated[int, Field(ge=0, le=10080)] = 120
-    window_days: Annotated[int, Field(ge=1, le=90)] = 14
+    window_days: Annotated[int, Field(ge=1, le=MAX_WINDOW_DAYS)] = 14
     cancel_cutoff_minutes: Annotated[int, Field(ge=0, le=10080)] = 120
     active: bool = True
 
@@ -219,14 +220,25 @@ def find(conn: Connection, id: str) -> Lawyer | None:
     return found[0] if found else None
 
 
-def get(conn: Connection, id: str, scope: Scope | None = None) -> Lawyer:
-    """The lawyer; with `scope`, only one serving a village inside it."""
+def get(conn: Connection, id: str, scope: Scope | None = None, *, whole: bool = False) -> Lawyer:
+    """The lawyer; with `scope`, only one serving a village inside it, and with `whole`
+    only one whose villages all lie inside it (what may change the lawyer for everyone:
+    a town cannot change the plan of a lawyer it shares with another town)."""
     lawyer = find(conn, id)
-    if lawyer is None or (
-        scope is not None and not set(lawyer.villages) & in_scope_ids(conn, scope)
-    ):
+    if lawyer is None or (scope is not None and not _covered(conn, lawyer, scope, whole)):
         raise NotFound("lawyer", id)
     return lawyer
+
+
+def manages(conn: Connection, lawyer: Lawyer, scope: Scope) -> bool:
+    """True when every village `lawyer` serves lies inside `scope`."""
+    return _covered(conn, lawyer, scope, whole=True)
+
+
+def _covered(conn: Connection, lawyer: Lawyer, scope: Scope, whole: bool) -> bool:
+    ours = in_scope_ids(conn, scope)
+    served = set(lawyer.villages)
+    return served <= ours if whole else bool(served & ours)
 
 
 def in_scope_ids(conn: Connection, scope: Scope) -> set[str]:

@@ -5,15 +5,20 @@ The roll (`poll_voters`: who took part, by which channel) is kept apart from the
 answers (`poll_answers`). An answer row carries a ballot, not a household: where votes
 may change until the close, the ballot is a keyed hash of (poll, household) that only
 this installation's secret key can recompute; where votes are locked, it is random and
-nobody can link it back at all. Answer rows have no time and no row id.
+nobody can link it back at all. Answer rows have no time and no row id, and each vote
+puts its rows in with up to `MIX` earlier ballots rewritten in random order, so the
+rows a vote's transaction wrote are a crowd, not one household's answer.
+
+What remains (see the README): with the secret key, changeable ballots can be
+recomputed; PostgreSQL keeps dead row versions until vacuum, and both backends' write-
+ahead logs hold recent writes in order, readable by someone with the files.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
-import hmac
 import io
+import random
 import secrets
 from collections import Counter
 from collections.abc import Sequence
@@ -22,12 +27,13 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Connection, delete, func, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from xueliang import households, validation
 from xueliang.errors import Conflict, InvalidInput, NotFound
 from xueliang.geography import Scope
+from xueliang.signing import derive
 from xueliang.stats import csv_text
 from xueliang.storage.tables import (
     poll_answers,
@@ -37,6 +43,7 @@ from xueliang.storage.tables import (
     polls,
     villages,
 )
+from xueliang.storage.types import utcnow
 
 Results = Literal["after_close", "live"]
 Channel = Literal["tv", "paper"]
@@ -46,6 +53,9 @@ RESULTS: tuple[str, ...] = get_args(Results)
 SHOWN_AFTER_CLOSE = timedelta(days=30)
 MAX_QUESTIONS = 10
 MAX_OPTIONS = 10
+# Earlier ballots rewritten with each vote (see `_cast`).
+MIX = 32
+_SHUFFLE = random.SystemRandom()
 
 _Line = Annotated[str, Field(min_length=1, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
@@ -207,6 +217,8 @@ def _values(conn: Connection, data: PollInput, scope: Scope, now: datetime) -> d
 
 
 def create(conn: Connection, data: PollInput, *, scope: Scope, by: str, now: datetime) -> int:
+    if data.closes_at <= now:
+        raise InvalidInput("closes_at", "must be in the future")
     values = _values(conn, data, scope, now)
     inserted = conn.execute(polls.insert().values(created_by=by, created_at=now, **values))
     assert inserted.inserted_primary_key is not None
@@ -239,10 +251,15 @@ def _put_questions(conn: Connection, poll_id: int, questions: Sequence[QuestionI
 def update_poll(
     conn: Connection, poll_id: int, data: PollInput, *, scope: Scope, now: datetime
 ) -> None:
-    """Replace a poll's text, times and questions; only while nobody has voted."""
-    get(conn, poll_id, scope=scope)
+    """Replace a poll's text, times and questions; only while nobody has voted and it
+    has not closed (moving the closing time would reopen it)."""
+    _lock(conn, poll_id)
+    if get(conn, poll_id, scope=scope).status(now) == "closed":
+        raise Conflict("the poll is closed")
     if _voters(conn, poll_id):
         raise Conflict("votes have been cast: the poll can only be closed now")
+    if data.closes_at <= now:
+        raise InvalidInput("closes_at", "must be in the future")
     conn.execute(update(polls).where(polls.c.id == poll_id).values(_values(conn, data, scope, now)))
     question_ids = select(poll_questions.c.id).where(poll_questions.c.poll_id == poll_id)
     conn.execute(delete(poll_options).where(poll_options.c.question_id.in_(question_ids)))
@@ -253,6 +270,7 @@ def update_poll(
 def close(conn: Connection, poll_id: int, *, scope: Scope, now: datetime) -> bool:
     """Close the poll now (results become visible); False when it was closed already
     (closing twice changes nothing)."""
+    _lock(conn, poll_id)
     poll = get(conn, poll_id, scope=scope)
     if poll.status(now) == "closed":
         return False
@@ -370,7 +388,9 @@ def for_household_one(conn: Connection, poll_id: int, household: str, now: datet
 
 
 def ballot(key: bytes, poll_id: int, household: str) -> str:
-    return hmac.new(key, f"ballot|{poll_id}|{household}".encode(), hashlib.sha256).hexdigest()
+    """The ballot of a household in a poll whose votes may change (recomputable only
+    with the installation's secret key)."""
+    return derive(key, "ballot", str(poll_id), household, length=43)
 
 
 def checked_choices(poll: Poll, choices: Sequence[int]) -> list[int]:
@@ -392,15 +412,25 @@ def checked_choices(poll: Poll, choices: Sequence[int]) -> list[int]:
     return sorted(choices)
 
 
+def _lock(conn: Connection, poll_id: int) -> None:
+    """Take the poll's row (PostgreSQL): its votes, close and edits one at a time, so a
+    vote never lands after the close nor beside an edit, and ballots mix safely."""
+    conn.execute(select(polls.c.id).where(polls.c.id == poll_id).with_for_update())
+
+
 def vote(
     conn: Connection, poll_id: int, household: str, choices: Sequence[int], *,
-    channel: Channel, key: bytes, now: datetime, by: str = "", scope: Scope | None = None,
+    channel: Channel, key: bytes, now: datetime | None = None, by: str = "",
+    scope: Scope | None = None,
 ) -> bool:  # fmt: skip
-    """Record the household's vote; True when it replaced an earlier one.
+    """Record the household's vote; True when it replaced an earlier one. `now` is
+    taken once the poll is locked unless given (tests).
 
     From the TV the household must be one the poll is for; on paper (`scope`: the
     staff member's) the household must also lie in the staff's scope, and a household
     already on the roll is refused (the paper does not overrule the household)."""
+    _lock(conn, poll_id)
+    now = now or utcnow()
     home = households.find(conn, household)
     poll = get(conn, poll_id, scope=scope)
     town = None
@@ -417,34 +447,59 @@ def vote(
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     row = {"poll_id": poll_id, "household_id": household, "channel": channel, "recorded_by": by}
     insert = dialect.insert(poll_voters).values(row)
-    changeable = not poll.lock_votes and channel == "tv"
-    if changeable:
-        # The upsert locks the roll row on PostgreSQL: two votes of one household wait
-        # for each other instead of both rewriting the ballot.
+    if not poll.lock_votes and channel == "tv":
         insert = insert.on_conflict_do_update(
             index_elements=["poll_id", "household_id"],
             set_={"changes": poll_voters.c.changes + 1},
         )
     else:
         insert = insert.on_conflict_do_nothing(index_elements=["poll_id", "household_id"])
-    result = conn.execute(insert.returning(poll_voters.c.changes))
-    changes = result.scalar()
+    changes = conn.execute(insert.returning(poll_voters.c.changes)).scalar()
     if changes is None:  # nothing inserted: already on the roll
         raise AlreadyVoted("this household has already voted")
     if poll.lock_votes:
         ballot_id = secrets.token_hex(32)
     else:
         ballot_id = ballot(key, poll_id, household)
-        conn.execute(
+        gone = conn.execute(
             delete(poll_answers).where(
                 poll_answers.c.poll_id == poll_id, poll_answers.c.ballot == ballot_id
             )
         )
-    conn.execute(
-        poll_answers.insert(),
-        [{"poll_id": poll_id, "ballot": ballot_id, "option_id": c} for c in chosen],
-    )
+        if changes and not gone.rowcount:
+            # On the roll but no ballot under this key: the installation's key changed.
+            # Counting the new answer would count this household twice.
+            raise Conflict("the earlier answer cannot be found: the vote cannot change now")
+    _cast(conn, poll_id, ballot_id, chosen)
     return bool(changes)
+
+
+def _cast(conn: Connection, poll_id: int, ballot_id: str, chosen: Sequence[int]) -> None:
+    """Put the ballot in the box with up to `MIX` earlier ballots taken out and put back
+    with it, all rows in random order: the rows written with a vote (on PostgreSQL they
+    share its transaction id, and the heap keeps their order) are a crowd of ballots,
+    not this household's answer."""
+    others = list(
+        conn.scalars(
+            select(poll_answers.c.ballot)
+            .where(poll_answers.c.poll_id == poll_id, poll_answers.c.ballot != ballot_id)
+            .group_by(poll_answers.c.ballot)
+            .order_by(func.random())
+            .limit(MIX)
+        )
+    )
+    rows = [{"poll_id": poll_id, "ballot": ballot_id, "option_id": c} for c in chosen]
+    if others:
+        taken = and_(poll_answers.c.poll_id == poll_id, poll_answers.c.ballot.in_(others))
+        rows += [
+            {"poll_id": poll_id, "ballot": r.ballot, "option_id": r.option_id}
+            for r in conn.execute(
+                select(poll_answers.c.ballot, poll_answers.c.option_id).where(taken)
+            )
+        ]
+        conn.execute(delete(poll_answers).where(taken))
+    _SHUFFLE.shuffle(rows)
+    conn.execute(poll_answers.insert(), rows)
 
 
 def has_voted(conn: Connection, poll_id: int, household: str) -> bool:

@@ -11,6 +11,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from xueliang.errors import InvalidCredentials
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105  (a file name, not a secret)
@@ -91,3 +94,33 @@ def check_expiring(key: bytes, purpose: str, parts: Sequence[str], exp: str, sig
         raise InvalidCredentials("bad signature")
     if int(exp) < time.time():
         raise InvalidCredentials("expired link")
+
+
+def seal(key: bytes, purpose: str, plain: str, context: Sequence[str] = ()) -> str:
+    """`plain` encrypted and authenticated (AES-256-GCM under a key derived for
+    `purpose`), bound to `context`: for state a page must carry in its links that no
+    log or browser history should be able to read (a household's choices in a poll)."""
+    nonce = secrets.token_bytes(12)
+    sealed = AESGCM(_sealing_key(key, purpose)).encrypt(
+        nonce, plain.encode(), "\x1f".join(context).encode()
+    )
+    return _b64(nonce + sealed)
+
+
+def unseal(key: bytes, purpose: str, token: str, context: Sequence[str] = ()) -> str:
+    """What `seal` sealed with the same purpose and context; InvalidCredentials for
+    anything else (forged, damaged, another household's)."""
+    if len(token) > 4096 or not token.isascii():
+        raise InvalidCredentials("malformed sealed value")
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        plain = AESGCM(_sealing_key(key, purpose)).decrypt(
+            raw[:12], raw[12:], "\x1f".join(context).encode()
+        )
+        return plain.decode()
+    except (ValueError, InvalidTag, UnicodeDecodeError):
+        raise InvalidCredentials("bad sealed value") from None
+
+
+def _sealing_key(key: bytes, purpose: str) -> bytes:
+    return hmac.new(key, f"seal\x1f{purpose}".encode(), hashlib.sha256).digest()

@@ -26,6 +26,18 @@ def number(text: str, max_digits: int) -> int | None:
     return int(text)
 
 
+# Row ids are 32-bit integers on PostgreSQL: a larger number names no row (and must not
+# reach a query, where the driver would refuse it).
+MAX_ROW_ID = 2**31 - 1
+
+
+def row_id(text: str) -> int | None:
+    """A database row id written in ASCII digits, or None for anything else (including
+    numbers no row can have)."""
+    found = number(text, 10)
+    return found if found is not None and found <= MAX_ROW_ID else None
+
+
 def identifier(field: str, value: str) -> str:
     if not _ID.fullmatch(value):
         raise InvalidInput(

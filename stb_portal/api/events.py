@@ -107,4 +107,4 @@ def _frame(event: str, ident: int | None, data: str) -> bytes:
 
 def _last_event_id(request: web.Request) -> int | None:
     text = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
-    return None if text is None else validation.number(text, 15)
+    return None if text is None else validation.row_id(text)

@@ -153,7 +153,7 @@ DOCUMENT = web.AppKey("openapi_document", dict[str, Any])
 
 def alarm_id(request: web.Request) -> int:
     text = request.match_info["id"]
-    found = validation.number(text, 15)
+    found = validation.row_id(text)
     if found is None:
         raise NotFound("alarm", text[:20])
     return found

@@ -210,16 +210,14 @@ def can_edit(session: StaffSession) -> bool:
 def _put_lawyer(
     conn: Connection, data: dict[str, Any], creating: bool, scope: Scope, entry: audit.Entry
 ) -> None:
-    """Store the lawyer with its audit entry; villages outside `scope` stay as they are
-    (the editor cannot see them, so cannot have meant to take them away)."""
+    """Store the lawyer with its audit entry: a new one, or one whose villages all lie
+    in `scope` (a lawyer shared with another area is the county's to change)."""
     if creating:
         if lawyers.find(conn, data["id"]) is not None:
             raise AlreadyExists("lawyer", data["id"])
-        kept: list[str] = []
     else:
-        ours = lawyers.in_scope_ids(conn, scope)
-        kept = [v for v in lawyers.get(conn, data["id"], scope).villages if v not in ours]
-    checked = lawyers.checked({**data, "villages": [*data["villages"], *kept]})
+        lawyers.get(conn, data["id"], scope, whole=True)
+    checked = lawyers.checked(data)
     lawyers.put(conn, checked, utcnow())
     detail = f"{'created' if creating else 'updated'}: {','.join(checked.villages)}"
     audit.write(conn, replace(entry, detail=detail))
@@ -252,13 +250,19 @@ async def _manageable(
     a lawyer outside the area, or the list with a 403 for a village's staff."""
     if ident is not None:
         try:
-            await request.app[DATABASE].run_read(
+            lawyer = await request.app[DATABASE].run_read(
                 partial(lawyers.get, id=ident, scope=session.scope)
             )
         except NotFound as e:
             if entry is not None:
                 await refused(request, entry, e)
             raise web.HTTPNotFound() from e
+        if can_edit(session) and not await request.app[DATABASE].run_read(
+            partial(lawyers.manages, lawyer=lawyer, scope=session.scope)
+        ):
+            if entry is not None:
+                await refused(request, entry, "the lawyer also serves villages outside the area")
+            return await _lawyer_list(request, session, Problem("shared"), 403)
     if can_edit(session):
         return None
     if entry is not None:
@@ -273,7 +277,7 @@ def _edit_context(
     if id is None:
         return None, names, []
     away = lawyers.absences(conn, id, today, today + ABSENCES_AHEAD)
-    return lawyers.get(conn, id, scope), names, away
+    return lawyers.get(conn, id, scope, whole=True), names, away
 
 
 async def _edit(
@@ -292,7 +296,6 @@ async def _edit(
     return page(
         request, "centre/lawyer_edit.html", session=session, lawyer=lawyer,
         values=values or values_of(lawyer), errors=errors or {}, villages=names,
-        outside=[v for v in lawyer.villages if v not in names] if lawyer else [],
         absences=away, absence=absence or dict.fromkeys(("day", "from", "to", "reason"), ""),
         absence_problem=absence_problem, status=status,
     )  # fmt: skip
@@ -370,7 +373,7 @@ def _add_absence(
     conn: Connection, lawyer: str, day: date, span: tuple[int, int] | None, reason: str,
     by: str, scope: Scope, entry: audit.Entry,
 ) -> None:  # fmt: skip
-    lawyers.get(conn, lawyer, scope)
+    lawyers.get(conn, lawyer, scope, whole=True)
     added = lawyers.add_absence(conn, lawyer, day, span, reason, by)
     audit.write(conn, replace(entry, detail=f"{entry.detail} #{added}"))
 
@@ -378,7 +381,7 @@ def _add_absence(
 async def remove_absence(request: web.Request) -> web.Response:
     session = await auth.for_console(request)
     ident = request.match_info["id"]
-    absence = validation.number(request.match_info["aid"], 15)
+    absence = validation.row_id(request.match_info["aid"])
     await auth.checked_form(request, session)
     entry = auth.entry(request, session, "lawyer.absence.remove", ident, f"#{absence}")
     if (refusal := await _manageable(request, session, ident, entry)) is not None:
@@ -399,7 +402,7 @@ async def remove_absence(request: web.Request) -> web.Response:
 def _remove_absence(
     conn: Connection, lawyer: str, absence: int, scope: Scope, entry: audit.Entry
 ) -> None:
-    lawyers.get(conn, lawyer, scope)
+    lawyers.get(conn, lawyer, scope, whole=True)
     lawyers.remove_absence(conn, lawyer, absence)
     audit.write(conn, entry)
 

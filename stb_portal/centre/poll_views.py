@@ -234,7 +234,7 @@ async def paper_vote(request: web.Request) -> web.Response:
     posted = await auth.checked_form(request, session)
     household = posted.get("household", "").strip()[:64]
     picked = [v for k, v in (await request.post()).items() if _CHOICE.fullmatch(k)]
-    chosen = [n for n in (validation.number(v, 15) if isinstance(v, str) else None
+    chosen = [n for n in (validation.row_id(v) if isinstance(v, str) else None
                           for v in picked) if n is not None]  # fmt: skip
     # The household is the target; what it chose is never written down here.
     entry = auth.entry(request, session, "poll.paper_vote", household, f"poll {poll_id}")
@@ -247,8 +247,8 @@ async def paper_vote(request: web.Request) -> web.Response:
         def work(conn: Connection) -> None:
             polls.vote(
                 conn, poll_id, household, chosen, channel="paper",
-                key=request.config_dict[SECRET_KEY], now=utcnow(),
-                by=auth.shown_name(session), scope=session.scope,
+                key=request.config_dict[SECRET_KEY], by=auth.shown_name(session),
+                scope=session.scope,
             )  # fmt: skip
             audit.write(conn, entry)
 

@@ -79,7 +79,7 @@ def csv_response(body: str, filename: str) -> web.Response:
 
 def path_id(request: web.Request, name: str = "id") -> int:
     """The number in the path's `name` part; 404 for anything that is not one."""
-    found = validation.number(request.match_info[name], 15)
+    found = validation.row_id(request.match_info[name])
     if found is None:
         raise web.HTTPNotFound()
     return found

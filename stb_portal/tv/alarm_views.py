@@ -82,7 +82,7 @@ async def history(request: web.Request) -> web.Response:
 
 
 async def _own_alarm(request: web.Request, household: str) -> HouseholdAlarm | None:
-    alarm_id = validation.number(request.match_info["id"], 12)
+    alarm_id = validation.row_id(request.match_info["id"])
     if alarm_id is None:
         return None
     try:

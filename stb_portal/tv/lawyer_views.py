@@ -5,6 +5,8 @@ nothing to type, and every step works without JavaScript."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from itertools import groupby
@@ -14,7 +16,7 @@ from sqlalchemy import Connection
 
 from stb_portal.tv import session as tv_session
 from stb_portal.tv.render import page, preferences
-from xueliang import bookings, households, lawyers, validation
+from xueliang import audit, bookings, households, lawyers, validation
 from xueliang.bookings import Booking
 from xueliang.errors import Conflict, InvalidInput, NotFound
 from xueliang.lawyers import Lawyer, Slot
@@ -82,10 +84,9 @@ def _stamp(slot: Slot) -> int:
 async def _slot(request: web.Request, session: Session) -> tuple[Lawyer, Slot] | None:
     """The lawyer and free slot named in the path, if this household may book it now."""
     db = request.app[DATABASE]
-    stamp = validation.number(request.match_info["at"], 12)
-    if stamp is None:
+    starts_at = moment(request.match_info["at"])
+    if starts_at is None:
         return None
-    starts_at = datetime.fromtimestamp(stamp, UTC)
     village = await db.run_read(partial(_village, household=session.household))
     lawyer = next(
         (
@@ -132,24 +133,18 @@ async def confirm(request: web.Request) -> web.Response:
 async def book(request: web.Request) -> web.Response:
     session = await tv_session.required(request)
     form = await tv_session.check_csrf(request, session)
-    stamp = validation.number(form.get("at", ""), 12)
+    starts_at = moment(form.get("at", ""))
     lawyer = form.get("lawyer", "")[:64]
-    if stamp is None:
+    if starts_at is None:
         raise web.HTTPBadRequest(text="Damaged form.")
-    starts_at = datetime.fromtimestamp(stamp, UTC)
     db = request.app[DATABASE]
+    book = partial(
+        bookings.book, lawyer=lawyer, household=session.household, starts_at=starts_at,
+        topic=form.get("topic", ""), channel="tv", by=household_name(session), now=utcnow(),
+    )  # fmt: skip
     try:
         made = await db.run_write(
-            partial(
-                bookings.book,
-                lawyer=lawyer,
-                household=session.household,
-                starts_at=starts_at,
-                topic=form.get("topic", ""),
-                channel="tv",
-                by=f"household {session.household}",
-                now=utcnow(),
-            )
+            partial(_audited, work=book, entry=_entry(request, session, "booking.book"))
         )
     except bookings.SlotTaken:
         holder = await db.run_read(partial(bookings.holder, lawyer=lawyer, starts_at=starts_at))
@@ -157,7 +152,10 @@ async def book(request: web.Request) -> web.Response:
             raise web.HTTPSeeOther("/tv/lawyer/bookings") from None
         return page(request, "tv/lawyer_taken.html", session=session, status=409)
     except bookings.TooMany:
-        return page(request, "tv/lawyer_taken.html", session=session, status=409, too_many=True)
+        return page(
+            request, "tv/lawyer_taken.html", session=session, status=409, too_many=True,
+            most=bookings.MAX_UPCOMING,
+        )  # fmt: skip
     except (bookings.TooLate, InvalidInput, NotFound):
         return page(request, "tv/lawyer_taken.html", session=session, status=409)
     request.app[TODAY].forget(session.household)
@@ -173,7 +171,7 @@ async def mine(request: web.Request) -> web.Response:
 
 
 async def _own(request: web.Request, session: Session) -> Booking | None:
-    ident = validation.number(request.match_info["id"], 12)
+    ident = validation.row_id(request.match_info["id"])
     if ident is None:
         return None
     try:
@@ -218,23 +216,51 @@ async def cancel(request: web.Request) -> web.Response:
     booking = await _own(request, session)
     if booking is None:
         return page(request, "tv/not_found.html", session=session, status=404)
+    cancel = partial(
+        bookings.cancel, id=booking.id, reason=form.get("reason", ""),
+        by=household_name(session), now=utcnow(), household=session.household,
+    )  # fmt: skip
+    entry = _entry(request, session, "booking.cancel")
     try:
-        await request.app[DATABASE].run_write(
-            partial(
-                bookings.cancel,
-                id=booking.id,
-                reason=form.get("reason", ""),
-                by=f"household {session.household}",
-                now=utcnow(),
-                household=session.household,
-            )
-        )
+        await request.app[DATABASE].run_write(partial(_audited, work=cancel, entry=entry))
     except InvalidInput:
         raise web.HTTPBadRequest(text="Unknown reason.") from None
     except Conflict:  # too late, or already cancelled or over
         raise web.HTTPSeeOther(f"/tv/lawyer/bookings/{booking.id}?late=1") from None
     request.app[TODAY].forget(session.household)
     raise web.HTTPSeeOther(f"/tv/lawyer/bookings/{booking.id}")
+
+
+def moment(text: str) -> datetime | None:
+    """A slot's start from its Unix time in a link or form, if it could be a bookable
+    one (nothing before yesterday or beyond the longest booking window)."""
+    stamp = validation.number(text, 12)
+    if stamp is None:
+        return None
+    now = utcnow().timestamp()
+    if not now - 86_400 <= stamp <= now + (lawyers.MAX_WINDOW_DAYS + 1) * 86_400:
+        return None
+    return datetime.fromtimestamp(stamp, UTC)
+
+
+def household_name(session: Session) -> str:
+    return f"household {session.household}"
+
+
+def _entry(request: web.Request, session: Session, action: str) -> audit.Entry:
+    return audit.Entry(actor=household_name(session), action=action, address=request.remote or "")
+
+
+def _audited(
+    conn: Connection, work: Callable[[Connection], Booking], entry: audit.Entry
+) -> Booking:
+    """`work`, and its audit entry (naming the booking) in the same transaction."""
+    booking = work(conn)
+    detail = f"{booking.lawyer} {booking.starts_at.isoformat()} {booking.topic}"
+    if booking.cancel_reason:
+        detail += f" {booking.cancel_reason}"
+    audit.write(conn, replace(entry, target=str(booking.id), detail=detail))
+    return booking
 
 
 def setup(app: web.Application) -> None:

@@ -2,13 +2,13 @@
 screen, options chosen with arrows and OK, a confirmation, "you have voted", and the
 results as big bars when they may be shown.
 
-Choices travel in the link (`?a=12.15`), so every step is a plain link and the form
-posted at the end works without JavaScript; nothing is stored before OK."""
+Choices travel sealed in the link (`?d=…`, see `Draft`), so every step is a plain link
+and the form posted at the end works without JavaScript; nothing is stored before OK."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
-from urllib.parse import urlencode
 
 from aiohttp import web
 from sqlalchemy import Connection
@@ -16,26 +16,28 @@ from sqlalchemy import Connection
 from stb_portal.tv import session as tv_session
 from stb_portal.tv.render import page
 from xueliang import polls, validation
-from xueliang.errors import InvalidInput, NotFound
+from xueliang.errors import Conflict, InvalidCredentials, InvalidInput, NotFound
 from xueliang.pairing import Session
 from xueliang.polls import Poll
+from xueliang.signing import seal, unseal
 from xueliang.storage.types import utcnow
 from xueliang.web import DATABASE, SECRET_KEY
 
 MAX_PICKS = polls.MAX_QUESTIONS * polls.MAX_OPTIONS
+DRAFT = "poll-draft"
 
 
 def picked(text: str) -> list[int]:
     """Option ids from `12.15.22`; anything malformed is dropped (links are ours)."""
     found: list[int] = []
     for part in text.split(".")[:MAX_PICKS]:
-        number = validation.number(part, 12)
+        number = validation.row_id(part)
         if number is not None and number not in found:
             found.append(number)
     return found
 
 
-def _joined(ids: list[int] | set[int] | frozenset[int]) -> str:
+def _joined(ids: set[int] | frozenset[int]) -> str:
     return ".".join(str(i) for i in sorted(ids))
 
 
@@ -53,7 +55,7 @@ def _index(conn: Connection, household: str) -> tuple[list[Poll], set[int]]:
 
 
 async def _poll(request: web.Request, session: Session) -> Poll | None:
-    ident = validation.number(request.match_info["id"], 12)
+    ident = validation.row_id(request.match_info["id"])
     if ident is None:
         return None
     try:
@@ -96,36 +98,72 @@ async def show(request: web.Request) -> web.Response:
 
 
 def _shares(poll: Poll, counted: polls.Tally) -> dict[int, int]:
-    """Each option's share of its question's answers, in whole percent."""
-    shares: dict[int, int] = {}
-    for question in poll.questions:
-        total = sum(counted.counts.get(o.id, 0) for o in question.options)
-        for option in question.options:
-            votes = counted.counts.get(option.id, 0)
-            shares[option.id] = round(100 * votes / total) if total else 0
-    return shares
+    """Each option's share of the households that took part, in whole percent (as the
+    console shows it; with multiple choice the shares of a question add up to more)."""
+    total = counted.voters  # every household answers every question
+    return {
+        option.id: round(100 * counted.counts.get(option.id, 0) / total) if total else 0
+        for question in poll.questions
+        for option in question.options
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """Where a household is in a poll before OK: the question on screen, the option to
+    focus, the choices so far. It travels sealed in the links (`?d=…`): no history,
+    proxy or access log can read a household's choices from a URL."""
+
+    question: int = 0
+    focus: int | None = None
+    chosen: frozenset[int] = frozenset()
+
+
+def _context(session: Session, poll: Poll) -> tuple[str, str]:
+    return (session.household, str(poll.id))
+
+
+def _sealed(request: web.Request, session: Session, poll: Poll, draft: Draft) -> str:
+    plain = f"{draft.question}:{draft.focus or ''}:{_joined(draft.chosen)}"
+    return seal(request.app[SECRET_KEY], DRAFT, plain, _context(session, poll))
+
+
+def _draft(request: web.Request, session: Session, poll: Poll, start: frozenset[int]) -> Draft:
+    """The draft in the link, or a fresh one starting from `start` (a damaged or
+    another household's draft starts afresh too)."""
+    token = request.query.get("d")
+    if token is None:
+        return Draft(chosen=start)
+    try:
+        plain = unseal(request.app[SECRET_KEY], DRAFT, token, _context(session, poll))
+    except InvalidCredentials:
+        return Draft(chosen=start)
+    question, focus, chosen = plain.split(":")  # sealed by us: always three parts
+    by_option = poll.option_ids()
+    return Draft(
+        question=min(validation.number(question, 2) or 0, len(poll.questions) - 1),
+        focus=validation.row_id(focus),
+        chosen=frozenset(i for i in picked(chosen) if i in by_option),
+    )
 
 
 def _question(
     request: web.Request, session: Session, poll: Poll, start: frozenset[int]
 ) -> web.Response:
-    by_option = poll.option_ids()
-    given = request.query.get("a")
-    chosen = {i for i in (picked(given) if given is not None else start) if i in by_option}
-    number = min(validation.number(request.query.get("q", "0"), 2) or 0, len(poll.questions) - 1)
+    draft = _draft(request, session, poll, start)
+    number, chosen = draft.question, set(draft.chosen)
     question = poll.questions[number]
     here = {o.id for o in question.options}
     change = "&change=1" if request.query.get("change") == "1" else ""
 
+    def link(path: str, then: Draft) -> str:
+        return f"/tv/polls/{poll.id}{path}?d={_sealed(request, session, poll, then)}{change}"
+
     def after(selection: set[int]) -> str:
         """Where this question leads once answered: the next one, or the confirmation."""
         if number + 1 < len(poll.questions):
-            return (
-                f"/tv/polls/{poll.id}?"
-                + urlencode({"q": number + 1, "a": _joined(selection)})
-                + change
-            )
-        return f"/tv/polls/{poll.id}/confirm?" + urlencode({"a": _joined(selection)}) + change
+            return link("", Draft(number + 1, None, frozenset(selection)))
+        return link("/confirm", Draft(number, None, frozenset(selection)))
 
     links: dict[int, str] = {}
     for option in question.options:
@@ -135,18 +173,16 @@ def _question(
             toggled = chosen ^ {option.id}
             if len(toggled & here) > question.max_choices:
                 toggled = chosen  # full: OK on another option changes nothing
-            query = urlencode({"q": number, "a": _joined(toggled), "f": option.id})
-            links[option.id] = f"/tv/polls/{poll.id}?{query}{change}"
-    focus = validation.number(request.query.get("f", ""), 12)
+            links[option.id] = link("", Draft(number, option.id, frozenset(toggled)))
+    focus = draft.focus
     if focus not in here:
         focus = next((o.id for o in question.options if o.id in chosen), question.options[0].id)
-    back = f"/tv/polls/{poll.id}?" + urlencode({"q": number - 1, "a": _joined(chosen)}) + change
+    back = link("", Draft(number - 1, None, frozenset(chosen))) if number > 0 else "/tv/polls"
     return page(
         request, "tv/poll_question.html", session=session, poll=poll, question=question,
         number=number, chosen=chosen, links=links, focus=focus,
         next=after(chosen) if chosen & here else None,
-        full=len(chosen & here) >= question.max_choices > 1,
-        back=back if number > 0 else "/tv/polls",
+        full=len(chosen & here) >= question.max_choices > 1, back=back,
     )  # fmt: skip
 
 
@@ -155,19 +191,17 @@ async def confirm(request: web.Request) -> web.Response:
     poll = await _poll(request, session)
     if poll is None:
         return page(request, "tv/not_found.html", session=session, status=404)
+    draft = _draft(request, session, poll, frozenset())
     try:
-        chosen = polls.checked_choices(poll, picked(request.query.get("a", "")))
+        chosen = polls.checked_choices(poll, sorted(draft.chosen))
     except InvalidInput:
         raise web.HTTPSeeOther(f"/tv/polls/{poll.id}") from None
     answers = [
         (question, [o for o in question.options if o.id in chosen]) for question in poll.questions
     ]
-    change = request.query.get("change") == "1"
-    back = (
-        f"/tv/polls/{poll.id}?"
-        + urlencode({"q": len(poll.questions) - 1, "a": _joined(set(chosen))})
-        + ("&change=1" if change else "")
-    )
+    change = "&change=1" if request.query.get("change") == "1" else ""
+    last = Draft(len(poll.questions) - 1, None, frozenset(chosen))
+    back = f"/tv/polls/{poll.id}?d={_sealed(request, session, poll, last)}{change}"
     return page(
         request, "tv/poll_confirm.html", session=session, poll=poll, answers=answers,
         a=_joined(set(chosen)), back=back,
@@ -189,12 +223,11 @@ async def vote(request: web.Request) -> web.Response:
                 choices=picked(form.get("a", "")),
                 channel="tv",
                 key=request.app[SECRET_KEY],
-                now=utcnow(),
             )
         )
     except InvalidInput:
         raise web.HTTPSeeOther(f"/tv/polls/{poll.id}") from None
-    except (polls.PollClosed, polls.AlreadyVoted):
+    except Conflict:  # closed meanwhile, already voted, or the vote cannot change
         raise web.HTTPSeeOther(f"/tv/polls/{poll.id}") from None
     raise web.HTTPSeeOther(f"/tv/polls/{poll.id}?voted=1")
 

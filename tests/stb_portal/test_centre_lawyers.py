@@ -321,7 +321,6 @@ def edit_form(csrf: str, **changes: str) -> dict[str, str]:
         ({"name": "名" * 101}, "at most 100 characters"),
         ({"practice": "x" * 201}, "at most 200 characters"),
         ({"phone": "call me"}, "must be digits"),
-        ({"village_anxicun": "on"}, "只能选择您辖区内的村"),
         ({"village_elsewhere": "on"}, "只能选择您辖区内的村"),
         ({"slot_minutes": "abc"}, "请输入整数"),
         ({"slot_minutes": "7"}, "multiple of 5"),
@@ -338,7 +337,7 @@ async def test_editing_with_hostile_values_stores_nothing(
 ) -> None:
     """Whatever is typed or forged into the form, the lawyer stays as it was, the
     person is told what to correct next to the field, and what they typed is kept."""
-    await sign_in(tv, demo_dir, "puxing-centre")
+    await sign_in(tv, demo_dir, "xinjin-centre")
     page = await (await tv.get(f"{ZHOU}/edit")).text()
     response = await tv.post(f"{ZHOU}/edit", data=edit_form(csrf_of(page), **changes))
     text = await response.text()
@@ -356,16 +355,33 @@ async def test_editing_with_hostile_values_stores_nothing(
     assert len(await audited(tv, "lawyer.put.refused")) == 1
 
 
-async def test_editing_keeps_villages_of_other_areas(tv: Client, demo_dir: Path) -> None:
-    """A town edits its lawyer without seeing, or taking away, the villages another town
-    shares the lawyer with; names are shown as text, never as markup."""
+async def test_a_lawyer_shared_with_another_town_is_the_countys(tv: Client, demo_dir: Path) -> None:
+    """周文静 serves 骑龙 (普兴镇) and 安西村 (安西镇): neither town may change her plan or
+    absences for the other; the county may. Names are shown as text, never as markup."""
     await sign_in(tv, demo_dir, "puxing-centre")
+    refused_page = await tv.get(f"{ZHOU}/edit")
+    assert refused_page.status == 403 and "由县中心修改" in await refused_page.text()
+    csrf = csrf_of(await (await tv.get("/centre/lawyers")).text())
+    response = await tv.post(f"{ZHOU}/edit", data=edit_form(csrf, name="改名"))
+    assert response.status == 403
+    day = (next_monday() + timedelta(days=1)).isoformat()
+    response = await tv.post(f"{ZHOU}/absences", data={"csrf": csrf, "day": day})
+    assert response.status == 403
+    assert len(await audited(tv, "lawyer.put.refused")) == 1
+    assert len(await audited(tv, "lawyer.absence.add.refused")) == 1
+    async with tv.app[DATABASE].read() as conn:
+        zhou = await conn.run_sync(lawyers.find, "lawyer-zhou")
+        assert zhou is not None and zhou.name == "周文静"
+        assert await conn.run_sync(lawyers.absences, "lawyer-zhou", next_monday(),
+                                   next_monday() + timedelta(days=30)) == []  # fmt: skip
+
+    await sign_in(tv, demo_dir, "xinjin-centre")
     page = await (await tv.get(f"{ZHOU}/edit")).text()
     assert 'name="plan_0" value="09:00-12:00, 14:00-17:00"' in page
-    assert 'name="village_qilong" checked' in page and "village_anxicun" not in page
-    assert "另外还服务您辖区外的 1 个村（社区）" in page
+    assert 'name="village_qilong" checked' in page and 'name="village_anxicun" checked' in page
     form = edit_form(csrf_of(page), name="周<b>文静</b>", slot_minutes="60",
                      **{f"plan_{d}": "" for d in range(1, 5)})  # fmt: skip
+    form["village_anxicun"] = "on"
     form["plan_0"] = "9:00-11:00，14:00～16:00"  # written the way people type it
     response = await tv.post(f"{ZHOU}/edit", data=form, allow_redirects=False)
     assert response.status == 303 and response.headers["Location"] == ZHOU
@@ -376,7 +392,7 @@ async def test_editing_keeps_villages_of_other_areas(tv: Client, demo_dir: Path)
         (0, "09:00", "11:00"), (0, "14:00", "16:00")
     ]  # fmt: skip
     assert [(a, t) for a, t, _ in await audited(tv, "lawyer.put")] == [
-        ("puxing-centre", "lawyer-zhou")
+        ("xinjin-centre", "lawyer-zhou")
     ]
     listed = await (await tv.get("/centre/lawyers")).text()
     assert "周&lt;b&gt;文静&lt;/b&gt;" in listed and "<b>文静" not in listed
@@ -402,6 +418,9 @@ async def test_new_lawyer(tv: Client, demo_dir: Path) -> None:
         assert response.status in (400, 409) and "已被另一位律师使用" in await response.text()
     response = await tv.post("/centre/lawyers/new", data={**form, "id": "../x"})
     assert response.status == 400
+    outside = {**form, "id": "lawyer-x", "village_qilong": "on"}  # another town's village
+    response = await tv.post("/centre/lawyers/new", data=outside)
+    assert response.status == 400 and "只能选择您辖区内的村" in await response.text()
     async with tv.app[DATABASE].read() as conn:
         zhou = await conn.run_sync(lawyers.find, "lawyer-zhou")
     assert zhou is not None and zhou.name == "周文静"
@@ -416,7 +435,7 @@ async def test_absences_remove_slots_and_mark_bookings(tv: Client, demo_dir: Pat
     tuesday, wednesday, thursday = (monday + timedelta(days=n) for n in (1, 2, 3))
     await sign_in(tv, demo_dir, "qilong-duty")
     kept = await booked(tv, at(thursday, "09:00"))
-    await sign_in(tv, demo_dir, "puxing-centre")
+    await sign_in(tv, demo_dir, "xinjin-centre")
     page = await (await tv.get(f"{ZHOU}/edit")).text()
     csrf = csrf_of(page)
     for form in ({"day": tuesday.isoformat(), "reason": "开庭"},
@@ -451,7 +470,7 @@ async def test_absences_remove_slots_and_mark_bookings(tv: Client, demo_dir: Pat
     page = await calendar(tv, monday)
     days = [datetime.fromisoformat(s).astimezone(LOCAL_TIME).date() for s in slots(page)]
     assert days.count(tuesday) == 12
-    assert [a for a, _, _ in await audited(tv, "lawyer.absence.add")] == ["puxing-centre"] * 3
+    assert [a for a, _, _ in await audited(tv, "lawyer.absence.add")] == ["xinjin-centre"] * 3
     assert len(await audited(tv, "lawyer.absence.remove")) == 1
     assert len(await audited(tv, "lawyer.absence.add.refused")) == 4
 
@@ -493,5 +512,7 @@ async def test_console_speaks_english_when_asked(tv: Client, demo_dir: Path) -> 
     await tv.get("/centre/lang/en?next=/centre/lawyers")
     page = await calendar(tv, next_monday())
     assert "Book for a household" in page and "Monday" in page and "周一" not in page
+    listed = await (await tv.get("/centre/lawyers")).text()
+    assert "and 1 outside your area" in listed
     edit = await (await tv.get(f"{ZHOU}/edit")).text()
-    assert "Weekly plan" in edit and "Also serves 1 village outside your area" in edit
+    assert "the county centre changes their plan" in edit

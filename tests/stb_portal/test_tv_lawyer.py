@@ -22,8 +22,8 @@ from xueliang.config import Settings
 from xueliang.geography import LOCAL_TIME
 from xueliang.signing import derive, load_secret_key, sign
 from xueliang.storage import Database, upgrade
+from xueliang.storage.tables import audit_log, lawyer_busy
 from xueliang.storage.tables import bookings as bookings_table
-from xueliang.storage.tables import lawyer_busy
 from xueliang.storage.types import utcnow
 from xueliang.web import DATABASE, SECRET_KEY, create_app
 
@@ -41,6 +41,9 @@ async def test_book_see_and_cancel(paired: Client) -> None:
     page = await (await paired.get("/tv/lawyer")).text()
     assert "周文静" in page and "新津明理律师事务所" in page and "婚姻家庭" in page
     assert 'data-default="1"' in page
+    # Later days without scripting too: a link, not only the page-down key.
+    later = re.search(r'id="later" class="f" data-group="pager" href="([^"]+)"', page)
+    assert later and "p=2" in later.group(1)
     link, stamp = await first_slot(paired)
     topics = await (await paired.get(link)).text()
     assert f"{link}/family" in topics and f"{link}/inheritance" in topics
@@ -50,6 +53,13 @@ async def test_book_see_and_cancel(paired: Client) -> None:
     response = await paired.post("/tv/lawyer/book", data=form, allow_redirects=False)
     assert response.status == 303
     booking_path = response.headers["Location"].split("?")[0]
+    async with paired.app[DATABASE].read() as conn:
+        logged = (
+            await conn.execute(select(audit_log).where(audit_log.c.action == "booking.book"))
+        ).all()
+    assert [(r.actor, r.target) for r in logged] == [
+        ("household qilong-001", booking_path.rsplit("/", 1)[1])
+    ]
     shown = await (await paired.get(response.headers["Location"])).text()
     assert 'id="booked"' in shown and "土地房屋" in shown and "028-8000-1001" in shown
     # The slot is gone from the list; the booking is in "my bookings".
@@ -69,6 +79,13 @@ async def test_book_see_and_cancel(paired: Client) -> None:
     assert done.status == 303
     after = await (await paired.get(booking_path)).text()
     assert "已取消" in after and "问题已经解决" in after and 'id="cancel"' not in after
+    async with paired.app[DATABASE].read() as conn:
+        logged = (
+            await conn.execute(
+                select(audit_log.c.detail).where(audit_log.c.action == "booking.cancel")
+            )
+        ).all()
+    assert len(logged) == 1 and logged[0].detail.endswith("solved")
     assert f'/{stamp}"' in await (await paired.get("/tv/lawyer")).text()
 
 
@@ -107,6 +124,7 @@ async def test_hostile_values(paired: Client, demo_dir: Path) -> None:
     # Not a slot, another village's lawyer, junk: a clear page, nothing stored.
     for changes in (
         {"at": str(stamp + 60)}, {"at": "-1"}, {"at": "9" * 40}, {"at": "1e9"},
+        {"at": "999999999999"}, {"at": "253402300000"}, {"at": "0"},
         {"lawyer": "lawyer-he"}, {"lawyer": "../x"}, {"lawyer": "x" * 10_000},
         {"topic": "<script>"}, {"topic": ""},
     ):  # fmt: skip
@@ -115,6 +133,8 @@ async def test_hostile_values(paired: Client, demo_dir: Path) -> None:
     for path in (
         f"{link}/astrology", f"/tv/lawyer/slot/lawyer-he/{stamp}", f"/tv/lawyer/slot/x/{stamp}",
         "/tv/lawyer/slot/lawyer-zhou/99999999999", "/tv/lawyer/slot/lawyer-zhou/abc",
+        "/tv/lawyer/slot/lawyer-zhou/999999999999", "/tv/lawyer/slot/lawyer-zhou/253402300000",
+        "/tv/lawyer/slot/lawyer-zhou/253402300000/family",
     ):  # fmt: skip
         assert (await paired.get(path)).status in (404, 409), path
     async with paired.app[DATABASE].read() as conn:
@@ -181,29 +201,32 @@ async def county_app(db_url: str, tmp_path: Path) -> web.Application:
     return app
 
 
+async def paired_box(app: web.Application, household: str) -> tuple[dict[str, str], str]:
+    """The Cookie header of a box paired with `household`, and its CSRF token (what its
+    pairing link would have given it)."""
+    key = app[SECRET_KEY]
+    generation = await app[DATABASE].run_read(partial(pairing.generation, household=household))
+    cookie = sign(key, tv_session.PURPOSE, f"{household}|{generation}")
+    csrf = derive(key, "csrf", household, str(generation), length=32)
+    return {"Cookie": f"{tv_session.COOKIE}={cookie}"}, csrf
+
+
 async def test_fifty_boxes_one_slot(
     aiohttp_client: AiohttpClient, county_app: web.Application
 ) -> None:
     client = await aiohttp_client(county_app)
-    key = county_app[SECRET_KEY]
-    db = county_app[DATABASE]
 
     async def box(n: int) -> tuple[int, str]:
-        household = f"box-{n}"
-        generation = await db.run_read(partial(pairing.generation, household=household))
-        cookie = sign(key, tv_session.PURPOSE, f"{household}|{generation}")
-        csrf = derive(key, "csrf", household, str(generation), length=32)
+        headers, csrf = await paired_box(county_app, f"box-{n}")
         response = await client.post(
             "/tv/lawyer/book",
             data={"csrf": csrf, "lawyer": "lawyer-zhou", "at": str(stamp), "topic": "family"},
-            headers={"Cookie": f"{tv_session.COOKIE}={cookie}"}, allow_redirects=False,
+            headers=headers, allow_redirects=False,
         )  # fmt: skip
         return response.status, await response.text()
 
-    household0 = "box-0"
-    generation = await db.run_read(partial(pairing.generation, household=household0))
-    cookie = sign(key, tv_session.PURPOSE, f"{household0}|{generation}")
-    listing = await (await client.get("/tv/lawyer", headers={"Cookie": f"xl_tv={cookie}"})).text()
+    headers, _ = await paired_box(county_app, "box-0")
+    listing = await (await client.get("/tv/lawyer", headers=headers)).text()
     found = SLOT.search(listing)
     assert found, listing
     stamp = int(found.group(2))
@@ -212,6 +235,19 @@ async def test_fifty_boxes_one_slot(
     assert statuses == [303] + [409] * 49, statuses
     assert all("刚刚被别人约了" in text and 'href="/tv/lawyer"' in text
                for status, text in results if status == 409)  # fmt: skip
-    async with db.read() as conn:
+    async with county_app[DATABASE].read() as conn:
         assert await conn.scalar(select(func.count()).select_from(bookings_table)) == 1
         assert await conn.scalar(select(func.count()).select_from(lawyer_busy)) == 6
+
+
+async def test_ids_no_row_can_have_are_not_found(
+    aiohttp_client: AiohttpClient, county_app: web.Application
+) -> None:
+    """PostgreSQL's ids are 32-bit: a larger one in a link must be a 404, not a 500."""
+    client = await aiohttp_client(county_app)
+    headers, _ = await paired_box(county_app, "box-1")
+    for path in ("/tv/polls/2147483648", "/tv/polls/99999999999/confirm",
+                 "/tv/lawyer/bookings/2147483648", "/tv/lawyer/bookings/4294967296/cancel",
+                 "/tv/alarm/2147483648", "/tv/alarm/99999999999.json"):  # fmt: skip
+        response = await client.get(path, headers=headers)
+        assert response.status == 404, (path, await response.text())

@@ -8,12 +8,14 @@ import html
 import re
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
 
 from sqlalchemy import func, select
 
 from tests.stb_portal.conftest import Client, csrf_of
 from xueliang import polls
 from xueliang.geography import Scope
+from xueliang.signing import derive, load_secret_key
 from xueliang.storage.tables import poll_answers, poll_voters
 from xueliang.storage.types import utcnow
 from xueliang.web import DATABASE
@@ -177,3 +179,37 @@ async def test_another_villages_poll_does_not_exist(paired: Client) -> None:
     )
     assert response.status == 404
     assert (await db.run_read(partial(polls.tally, poll_id=ident))).voters == 0
+
+
+async def test_choices_never_travel_readable_in_a_url(paired: Client, demo_dir: Path) -> None:
+    """History, proxies and access logs see URLs: a household's choices stay sealed in
+    them, and a draft sealed for another household starts afresh."""
+    ident = await poll_id(paired, "普兴镇冬季文化活动征询")
+    poll = await paired.app[DATABASE].run_read(partial(polls.get, poll_id=ident))
+    option_ids = {str(o.id) for q in poll.questions for o in q.options}
+    page = await (await paired.get(f"/tv/polls/{ident}")).text()
+    page = await (await paired.get(links(page)["坝坝电影"])).text()
+    for href in re.findall(r'href="([^"]+)"', page):
+        query = html.unescape(href).partition("?")[2]
+        assert not re.search(r"(^|&)(a|f|q)=", query), href
+        assert not any(re.search(rf"\b{i}\b", query) for i in option_ids), href
+    sealed = links(page)["川剧演出"]
+    # The same link opened by another household's box shows a fresh question.
+    other = await paired.get(
+        f"/tv/pair/{derive(load_secret_key(demo_dir), 'demo-pair', 'qilong-002', length=43)}"
+    )
+    assert other.status == 200
+    fresh = await (await paired.get(sealed)).text()
+    assert "row chosen" not in fresh
+    # Results of a multi-question poll page through links too (scripting off).
+    db = paired.app[DATABASE]
+    now = utcnow()
+    data = polls.checked({
+        "title": "两个问题", "village": "qilong", "opens_at": now - timedelta(minutes=1),
+        "closes_at": now + timedelta(days=1), "results": "live",
+        "questions": [{"text": "一", "options": ["a", "b"]}, {"text": "二", "options": ["c", "d"]}],
+    })  # fmt: skip
+    two = await db.run_write(partial(polls.create, data=data, scope=COUNTY, by="t", now=now))
+    await vote_through(paired, two, ["a", "c"])
+    shown = await (await paired.get(f"/tv/polls/{two}")).text()
+    assert 'id="next-question"' in shown and 'href="?r=1"' in shown

@@ -300,3 +300,22 @@ async def test_unknown_village_refused(county: Database) -> None:
             await conn.run_sync(
                 lawyers.put, lawyers.checked(lawyer_data(villages=["nowhere"])), MONDAY
             )
+
+
+async def test_one_household_cannot_pass_the_limit_by_racing(office: Database, db_url: str) -> None:
+    """Eight slots at once for one household, through five engines: three at most."""
+    engines = [Database(db_url) for _ in range(5)]
+    times = [
+        at(1, t) for t in ("09:00", "09:30", "10:00", "10:30", "11:00", "11:30", "14:00", "14:30")
+    ]
+    try:
+        results = await asyncio.gather(
+            *(book(engines[n % 5], "q1", starts) for n, starts in enumerate(times)),
+            return_exceptions=True,
+        )
+    finally:
+        for engine in engines:
+            await engine.close()
+    won = [r for r in results if isinstance(r, bookings.Booking)]
+    assert len(won) == bookings.MAX_UPCOMING, results
+    assert all(isinstance(r, bookings.TooMany) for r in results if r not in won)

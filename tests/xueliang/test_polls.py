@@ -10,7 +10,8 @@ from functools import partial
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 
 from xueliang import households, polls
 from xueliang.errors import Conflict, InvalidInput, NotFound
@@ -242,3 +243,54 @@ def test_poll_validation() -> None:
     ):  # fmt: skip
         with pytest.raises(InvalidInput):
             polls.checked(poll_data(**bad))
+
+
+async def test_rows_written_with_a_vote_are_a_crowd(village: Database, db_url: str) -> None:
+    """On PostgreSQL rows written in one transaction share its id (xmin): the answer
+    rows a vote writes must not single out that household's answer."""
+    poll = await create(village, lock_votes=True)
+    for n in range(5):
+        await vote(village, poll, f"q{n}", choices(poll, (0, n % 3), (1, n % 2)))
+    if not db_url.startswith("postgresql"):  # SQLite: no row id; rows kept in key order
+        async with village.read() as conn:
+            with pytest.raises(OperationalError):
+                await conn.exec_driver_sql("SELECT rowid FROM poll_answers")
+            ddl = await conn.scalar(
+                text("SELECT sql FROM sqlite_master WHERE name = 'poll_answers'")
+            )
+        assert "WITHOUT ROWID" in ddl
+        return
+    async with village.read() as conn:
+        roll: list[Any] = list(
+            await conn.exec_driver_sql("SELECT household_id, xmin::text FROM poll_voters")
+        )
+        answers: list[Any] = list(
+            await conn.exec_driver_sql("SELECT ballot, xmin::text FROM poll_answers")
+        )
+    ballots = {row[0] for row in answers}
+    assert len(ballots) == 5
+    for row in roll:
+        shared = {a[0] for a in answers if a[1] == row[1]}
+        assert len(shared) in (0, 5), shared  # nobody's transaction holds their ballot alone
+
+
+async def test_a_changed_key_cannot_count_a_household_twice(village: Database) -> None:
+    poll = await create(village)
+    await vote(village, poll, "q1", choices(poll, (0, 0), (1, 0)))
+    with pytest.raises(Conflict):
+        await vote(village, poll, "q1", choices(poll, (0, 1), (1, 0)), key=b"another key" * 3)
+    counted = await village.run_read(partial(polls.tally, poll_id=poll.id))
+    assert counted.voters == 1 and sum(counted.counts.values()) == 2
+
+
+async def test_closed_polls_stay_closed_and_none_opens_in_the_past(village: Database) -> None:
+    with pytest.raises(InvalidInput):
+        await create(village, opens_at=NOW - timedelta(days=2), closes_at=NOW - timedelta(days=1))
+    poll = await create(village)
+    await village.run_write(partial(polls.close, poll_id=poll.id, scope=COUNTY, now=NOW))
+    later = polls.checked(poll_data(closes_at=NOW + timedelta(days=30)))
+    with pytest.raises(Conflict):  # moving the close would reopen it
+        await village.run_write(
+            partial(polls.update_poll, poll_id=poll.id, data=later, scope=COUNTY, now=NOW)
+        )
+    assert not await village.run_write(partial(polls.close, poll_id=poll.id, scope=COUNTY, now=NOW))

@@ -461,7 +461,8 @@ poll_answers = Table(
     metadata,
     # The answers, apart from the roll: a ballot is a keyed hash of (poll, household)
     # where votes may change, a random value where they are locked; no time, no row id
-    # (SQLite keeps the rows in ballot order, not in the order they came).
+    # (SQLite keeps the rows in ballot order, not in the order they came), and every
+    # vote rewrites earlier ballots with its own (xueliang.polls._cast).
     Column("poll_id", ForeignKey("polls.id"), primary_key=True),
     Column("ballot", String(64), primary_key=True),
     Column("option_id", ForeignKey("poll_options.id"), primary_key=True, index=True),
