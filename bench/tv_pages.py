@@ -53,7 +53,7 @@ RATIO_AIM = 0.5
 P99_TARGET_MS = 20.0
 PAGE_BYTES_TARGET = 20_000  # 20 KB, counted as 20,000 bytes
 PAGE_REQUESTS_TARGET = 4
-PAGES = ("/tv/", "/tv/alarm", "/tv/law", "/tv/law/fraud")
+PAGES = ("/tv/", "/tv/alarm", "/tv/law", "/tv/law/fraud", "/tv/lawyer", "/tv/polls", "/tv/polls/1")
 HOUSEHOLD = "qilong-001"
 REPO = Path(__file__).resolve().parents[1]
 
