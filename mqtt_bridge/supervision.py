@@ -34,6 +34,9 @@ class Supervision:
         self.check_s = check_s
         self.low_battery = low_battery
         self._pending: dict[str, Reading] = {}
+        # What the database holds per device, so a flush writes only what changed;
+        # dropped at every check, so changes made elsewhere are seen within check_s.
+        self._stored: dict[str, telemetry.Stored] = {}
         self.online = 0  # devices online at the last check
 
     def take(self) -> dict[str, Reading]:
@@ -85,7 +88,7 @@ class Supervision:
             return
         assert self.db is not None, "only the bridge's own Supervision stores readings"
         try:
-            recorded = await telemetry.record(self.db, readings, self.low_battery)
+            recorded = await telemetry.record(self.db, readings, self.low_battery, self._stored)
         except Exception:
             log.exception("could not store %d device readings; keeping them", len(readings))
             for device, reading in readings.items():
@@ -101,6 +104,7 @@ class Supervision:
         assert self.db is not None
         while True:
             silent = await telemetry.mark_silent_offline(self.db)
+            self._stored.clear()
             for device in silent:
                 self.metrics.supervision.labels("offline").inc()
                 log.warning("device %s is silent past its heartbeat interval: offline", device)

@@ -1,8 +1,11 @@
 """Device liveness in a process of its own. Thousands of heartbeats a second cost a
 whole core in paho alone; in the bridge's process they would delay alarms. Here they
 get their own connection, interpreter and core; what they say is folded into one
-reading per device and handed to the bridge every `bridge.heartbeat_flush_s`, which
-writes it in one batch (one writer: no lock fights over the SQLite file)."""
+reading per device, thinned to what is worth writing (`xueliang.telemetry.Throttle`:
+changes at once, `last_seen_at` at its resolution) and handed to the bridge every
+`bridge.heartbeat_flush_s`, which writes it (one writer: no lock fights over the SQLite
+file). So the bridge, whose loop carries the alarms, unpickles a few readings a second,
+not thousands."""
 
 from __future__ import annotations
 
@@ -21,16 +24,23 @@ from mqtt_bridge.client import Broker, Message, MqttClient
 from mqtt_bridge.metrics import BridgeMetrics
 from mqtt_bridge.supervision import Supervision
 from xueliang.config import BridgeSettings, Settings
+from xueliang.storage import Database
+from xueliang.telemetry import Throttle, intervals
 from xueliang.topics import Topics
 
 log = logging.getLogger(__name__)
 
 Report = dict[str, Any]
+TELEMETRY_NICENESS = 10
 
 
 def run_worker(settings_json: str, reports: Connection, parent: int) -> None:
     """Entry point of the worker process (started with the "spawn" method)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the bridge, which stops us
+    # Telemetry is the low-priority path: when the cores are busy, the bridge's alarm
+    # loop runs first (a heartbeat may wait; an alarm must not).
+    with contextlib.suppress(OSError):
+        os.nice(TELEMETRY_NICENESS)
     settings = Settings.model_validate_json(settings_json)
     logging.basicConfig(
         level=settings.log_level.upper(),
@@ -56,6 +66,9 @@ async def _main(settings: Settings, reports: Connection, parent: int) -> None:
         low_battery=options.low_battery,
     )
     topics = Topics(settings.mqtt.topic_prefix)
+    db = Database(settings.database_url)
+    throttle = Throttle()
+    throttle.intervals = await db.run_read(intervals)  # before the first heartbeat
 
     def route(message: Message) -> None:
         parsed = topics.parse_device(message.topic)
@@ -79,16 +92,31 @@ async def _main(settings: Settings, reports: Connection, parent: int) -> None:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(client.run())
             tasks.create_task(
-                _report(reports, metrics, supervision, client, parent, main.cancel, options)
+                _report(
+                    reports, metrics, supervision, throttle, client, parent, main.cancel, options
+                )
             )
+            tasks.create_task(_refresh_intervals(db, throttle, options.supervision_check_s))
     finally:
         await client.disconnect()
+        await db.close()
+
+
+async def _refresh_intervals(db: Database, throttle: Throttle, every_s: float) -> None:
+    """Devices added or changed elsewhere get their own interval within `every_s`."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            throttle.intervals = await db.run_read(intervals)
+        except Exception:  # the database is away: keep the intervals we have
+            log.exception("could not read the devices' heartbeat intervals")
 
 
 async def _report(
     reports: Connection,
     metrics: BridgeMetrics,
     supervision: Supervision,
+    throttle: Throttle,
     client: MqttClient,
     parent: int,
     stop: Callable[[], object],
@@ -99,13 +127,16 @@ async def _report(
             log.warning("the bridge is gone; telemetry worker stops")
             stop()
             return
+        readings = throttle.select(supervision.take())
         report: Report = {
             "connected": client.connected.is_set(),
             "rejected": _totals(metrics.rejected, "reason"),
-            "readings": supervision.take(),
+            "readings": readings,
         }
-        with contextlib.suppress(OSError):  # the bridge closed its end: it is stopping
+        try:
             reports.send(report)
+        except OSError:  # the bridge closed its end: it is stopping
+            throttle.forget(readings)
         await asyncio.sleep(options.heartbeat_flush_s)
 
 

@@ -5,7 +5,7 @@ enter the alarm queue."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -45,26 +45,135 @@ class Recorded:
     events: list[tuple[str, str]]  # (device, kind)
 
 
-async def record(db: Database, readings: Mapping[str, Reading], low_battery: int) -> Recorded:
-    """Write many devices' readings in one transaction (never one write per heartbeat)."""
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What the database holds of one device's liveness (as this process last wrote
+    or read it)."""
+
+    last_seen_at: datetime | None
+    battery: int | None
+    rssi: int | None
+    firmware: str | None
+    online: bool | None
+    interval_s: int
+
+    def due(self, reading: Reading) -> bool:
+        """True when `reading` must be written: it changes what the centre sees (online,
+        battery, firmware), or `last_seen_at` is older than the resolution it needs
+        (a quarter of the device's heartbeat interval, at most `LAST_SEEN_RESOLUTION`)."""
+        if reading.online != self.online or self.last_seen_at is None:
+            return True
+        if reading.battery not in (None, self.battery) or reading.firmware not in (
+            None,
+            self.firmware,
+        ):
+            return True
+        resolution = min(LAST_SEEN_RESOLUTION, timedelta(seconds=self.interval_s / 4))
+        return reading.at - self.last_seen_at >= resolution
+
+
+# A device heard every second is not written every second: `last_seen_at` only needs to
+# be good enough to find silent devices (intervals are minutes to hours).
+LAST_SEEN_RESOLUTION = timedelta(seconds=60)
+# Rows per write transaction: an alarm waiting for the writer waits behind one chunk,
+# never behind a whole flush of thousands of devices.
+CHUNK = 200
+DEFAULT_INTERVAL_S = 3600  # the column's default
+
+
+class Throttle:
+    """Which readings are worth passing on to be written, judged where they arrive (the
+    telemetry worker), so thousands of heartbeats a second become a few readings:
+    the same test as `Stored.due`, against what was last passed on. `intervals` (the
+    devices' heartbeat intervals) are refreshed from the database by the caller; an
+    unknown device counts with the default interval."""
+
+    def __init__(self) -> None:
+        self.intervals: dict[str, int] = {}
+        self._passed: dict[str, Stored] = {}
+
+    def select(self, readings: Mapping[str, Reading]) -> dict[str, Reading]:
+        chosen: dict[str, Reading] = {}
+        for device, reading in readings.items():
+            interval = self.intervals.get(device, DEFAULT_INTERVAL_S)
+            last = self._passed.get(device)
+            if last is not None and not replace(last, interval_s=interval).due(reading):
+                continue
+            chosen[device] = reading
+            before = last or Stored(None, None, None, None, None, interval)
+            self._passed[device] = replace(
+                before, last_seen_at=reading.at, online=reading.online, rssi=reading.rssi,
+                battery=before.battery if reading.battery is None else reading.battery,
+                firmware=before.firmware if reading.firmware is None else reading.firmware,
+            )  # fmt: skip
+        return chosen
+
+    def forget(self, readings: Mapping[str, Reading]) -> None:
+        """These were not delivered after all: pass the next ones of these devices on."""
+        for device in readings:
+            self._passed.pop(device, None)
+
+
+def intervals(conn: Connection) -> dict[str, int]:
+    """Every device's heartbeat interval (for `Throttle`)."""
+    query = select(devices.c.id, devices.c.heartbeat_interval_s)
+    return {row.id: row.heartbeat_interval_s for row in conn.execute(query)}
+
+
+async def record(
+    db: Database, readings: Mapping[str, Reading], low_battery: int,
+    known: dict[str, Stored] | None = None,
+) -> Recorded:  # fmt: skip
+    """Write what changed in many devices' readings, a chunk of devices per transaction
+    (never one write per heartbeat, never one long write). `known` mirrors the stored
+    rows between calls (filled from the database, on a reader, for devices it lacks);
+    readings that change nothing but a recent `last_seen_at` are not written."""
+    known = {} if known is None else known
     if not readings:
         return Recorded(0, [], [])
-    return await db.run_write(partial(_record, dict(readings), low_battery))
-
-
-def _record(readings: dict[str, Reading], low_battery: int, conn: Connection) -> Recorded:
-    stored = {
-        row.id: row
-        for start in range(0, len(readings), 500)
-        for row in conn.execute(
-            select(devices).where(devices.c.id.in_(sorted(readings)[start : start + 500]))
-        )
-    }
-    unknown = sorted(set(readings) - set(stored))
-    known = {d: r for d, r in readings.items() if d in stored}
+    missing = sorted(set(readings) - set(known))
+    if missing:
+        known.update(await db.run_read(partial(_stored, missing)))
+    unknown = sorted(set(readings) - set(known))
+    due = {d: r for d, r in readings.items() if d in known and known[d].due(r)}
     events: list[tuple[str, str]] = []
-    for device, reading in known.items():
-        row = stored[device]
+    batch = sorted(due)
+    for start in range(0, len(batch), CHUNK):
+        chunk = {d: due[d] for d in batch[start : start + CHUNK]}
+        rows = {d: _values(d, r, known[d]) for d, r in chunk.items()}
+        found = _changes(chunk, known, low_battery)
+        await db.run_write(partial(_write, list(rows.values()), found))
+        events += found
+        for device, values in rows.items():
+            known[device] = replace(
+                known[device], last_seen_at=values["at"], battery=values["battery"],
+                rssi=values["rssi"], firmware=values["firmware"], online=values["online"],
+            )  # fmt: skip
+    return Recorded(len(due), unknown, events)
+
+
+def _stored(devices_: list[str], conn: Connection) -> dict[str, Stored]:
+    found: dict[str, Stored] = {}
+    for start in range(0, len(devices_), 500):
+        query = select(
+            devices.c.id, devices.c.last_seen_at, devices.c.battery, devices.c.rssi,
+            devices.c.firmware, devices.c.online, devices.c.heartbeat_interval_s,
+        ).where(devices.c.id.in_(devices_[start : start + 500]))  # fmt: skip
+        for row in conn.execute(query):
+            found[row.id] = Stored(
+                row.last_seen_at, row.battery, row.rssi, row.firmware, row.online,
+                row.heartbeat_interval_s,
+            )  # fmt: skip
+    return found
+
+
+def _changes(
+    readings: dict[str, Reading], known: dict[str, Stored], low_battery: int
+) -> list[tuple[str, str]]:
+    """The supervision events these readings give rise to."""
+    events: list[tuple[str, str]] = []
+    for device, reading in readings.items():
+        row = known[device]
         if reading.online and row.online is False:
             events.append((device, "online"))
         if not reading.online and row.online is not False:
@@ -75,24 +184,26 @@ def _record(readings: dict[str, Reading], low_battery: int, conn: Connection) ->
             and (row.battery is None or row.battery >= low_battery)
         ):
             events.append((device, "low_battery"))
-    if known:
-        conn.execute(
-            update(devices)
-            .where(devices.c.id == bindparam("device"))
-            .values(
-                last_seen_at=bindparam("at"),
-                battery=bindparam("battery"),
-                rssi=bindparam("rssi"),
-                firmware=bindparam("firmware"),
-                online=bindparam("online"),
-            ),
-            [_values(device, reading, stored[device]) for device, reading in known.items()],
-        )
+    return events
+
+
+def _write(rows: list[dict[str, Any]], events: list[tuple[str, str]], conn: Connection) -> None:
+    conn.execute(
+        update(devices)
+        .where(devices.c.id == bindparam("device"))
+        .values(
+            last_seen_at=bindparam("at"),
+            battery=bindparam("battery"),
+            rssi=bindparam("rssi"),
+            firmware=bindparam("firmware"),
+            online=bindparam("online"),
+        ),
+        rows,
+    )
     _events(conn, events, utcnow())
-    return Recorded(len(known), unknown, events)
 
 
-def _values(device: str, reading: Reading, row: Any) -> dict[str, Any]:
+def _values(device: str, reading: Reading, row: Stored) -> dict[str, Any]:
     return {
         "device": device,
         "at": reading.at,
@@ -104,24 +215,31 @@ def _values(device: str, reading: Reading, row: Any) -> dict[str, Any]:
 
 
 async def mark_silent_offline(db: Database, now: datetime | None = None) -> list[str]:
-    """Devices silent for longer than their heartbeat interval become offline, once."""
-    return await db.run_write(partial(_mark_silent, now or utcnow()))
+    """Devices silent for longer than their heartbeat interval become offline, once.
+    Looked for on a reader; only the silent ones are checked again and changed under
+    the writer (which alarms share)."""
+    now = now or utcnow()
+    candidates = await db.run_read(partial(_silent, now, None))
+    if not candidates:
+        return []
+    return await db.run_write(partial(_mark_silent, now, candidates))
 
 
-def _mark_silent(now: datetime, conn: Connection) -> list[str]:
-    rows = conn.execute(
-        select(
-            devices.c.id,
-            devices.c.last_seen_at,
-            devices.c.created_at,
-            devices.c.heartbeat_interval_s,
-        ).where(devices.c.online.is_not(False))
-    )
-    silent = [
+def _silent(now: datetime, among: list[str] | None, conn: Connection) -> list[str]:
+    query = select(
+        devices.c.id, devices.c.last_seen_at, devices.c.created_at, devices.c.heartbeat_interval_s
+    ).where(devices.c.online.is_not(False))
+    if among is not None:
+        query = query.where(devices.c.id.in_(among))
+    return [
         row.id
-        for row in rows
+        for row in conn.execute(query)
         if (row.last_seen_at or row.created_at) < now - timedelta(seconds=row.heartbeat_interval_s)
     ]
+
+
+def _mark_silent(now: datetime, candidates: list[str], conn: Connection) -> list[str]:
+    silent = _silent(now, candidates, conn)  # still silent, now that we write
     if silent:
         conn.execute(
             update(devices).where(devices.c.id == bindparam("device")).values(online=False),
