@@ -53,6 +53,8 @@ RESULTS: tuple[str, ...] = get_args(Results)
 SHOWN_AFTER_CLOSE = timedelta(days=30)
 MAX_QUESTIONS = 10
 MAX_OPTIONS = 10
+# Live results wait for this many households (see `Poll.results_visible`).
+LIVE_MIN_VOTERS = 5
 # Earlier ballots rewritten with each vote (see `_cast`).
 MIX = 32
 _SHUFFLE = random.SystemRandom()
@@ -154,11 +156,15 @@ class Poll:
             return "closed"
         return "open" if now >= self.opens_at else "upcoming"
 
-    def results_visible(self, now: datetime) -> bool:
-        """Live results once open, if the poll says so; otherwise only after the close
-        (for staff too: nobody steers a poll by watching it)."""
+    def results_visible(self, now: datetime, voters: int) -> bool:
+        """Live results once open and `LIVE_MIN_VOTERS` households have answered, if the
+        poll says so (before that, a tally that moves by one tells whoever saw a
+        neighbour vote how they voted); otherwise only after the close (for staff too:
+        nobody steers a poll by watching it)."""
         status = self.status(now)
-        return status == "closed" or (self.results == "live" and status == "open")
+        if status == "closed":
+            return True
+        return self.results == "live" and status == "open" and voters >= LIVE_MIN_VOTERS
 
     def ends_at(self) -> datetime:
         return self.closed_at or self.closes_at

@@ -175,7 +175,7 @@ async def _poll_page(
     )
     now = utcnow()
     state = poll.status(now)
-    visible = poll.results_visible(now)
+    visible = poll.results_visible(now, counted.voters)
     drawn: list[Markup] = []
     if visible:
         with _speaking(request):
@@ -187,6 +187,7 @@ async def _poll_page(
         charts=drawn, voters=counted.voters, by_channel=counted.by_channel,
         results_from=_local(results_from or poll.ends_at()), local=_local, problem=problem,
         household=household, chosen=set(chosen), recorded=recorded, status=status,
+        live_from=polls.LIVE_MIN_VOTERS,
     )  # fmt: skip
 
 
@@ -301,7 +302,7 @@ async def results_csv(request: web.Request) -> web.Response:
         request, partial(_poll_and_tally, poll_id=poll_id, scope=session.scope)
     )
     now = utcnow()
-    if not poll.results_visible(now):
+    if not poll.results_visible(now, counted.voters):
         shown_from = poll.opens_at if poll.results == "live" else poll.ends_at()
         with _speaking(request):
             text = i18n.gettext("The results of this poll are not visible before %(time)s.")

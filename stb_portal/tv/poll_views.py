@@ -84,14 +84,13 @@ async def show(request: web.Request) -> web.Response:
     changing = request.query.get("change") == "1" and not poll.lock_votes
     if poll.status(now) == "open" and (not voted or changing):
         return _question(request, session, poll, mine if changing else frozenset())
-    counted = (
-        await db.run_read(partial(polls.tally, poll_id=poll.id))
-        if poll.results_visible(now)
-        else None
-    )
+    counted: polls.Tally | None = await db.run_read(partial(polls.tally, poll_id=poll.id))
+    if counted is not None and not poll.results_visible(now, counted.voters):
+        counted = None
     return page(
         request, "tv/poll.html", session=session, poll=poll, state=poll.status(now), voted=voted,
         mine=mine, counted=counted, just_voted=request.query.get("voted") == "1",
+        live_from=polls.LIVE_MIN_VOTERS,
         shares=_shares(poll, counted) if counted else {},
         shown=min(validation.number(request.query.get("r", "0"), 2) or 0, len(poll.questions) - 1),
     )  # fmt: skip

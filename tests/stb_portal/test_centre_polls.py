@@ -20,8 +20,8 @@ from sqlalchemy import func, select
 from stb_portal.centre.charts import PALETTE, share_bars
 from tests.stb_portal.conftest import Client
 from tests.stb_portal.staff import audited, sign_in
-from xueliang import polls
-from xueliang.geography import LOCAL_TIME
+from xueliang import households, polls
+from xueliang.geography import LOCAL_TIME, Scope
 from xueliang.storage.tables import polls as polls_table
 from xueliang.web import DATABASE
 
@@ -223,8 +223,21 @@ async def test_live_results_show_while_the_poll_is_open(tv: Client, demo_dir: Pa
             changes["opens_at"] = local_input(opens)
         response = await tv.post("/centre/polls/new", data=poll_form(csrf, **changes))
         assert response.status == 200, await response.text()
-    live = await (await tv.get(f"/centre/polls/{(await poll_named(tv, '现在就看结果')).id}")).text()
-    assert len(svgs(live)) == 2 and "还没有住户参与" in live and "实时结果" in live
+    now_poll = await poll_named(tv, "现在就看结果")
+    live = await (await tv.get(f"/centre/polls/{now_poll.id}")).text()
+    assert "<svg" not in live and "至少 5 户参与后才显示实时结果" in live
+    db = tv.app[DATABASE]
+    async with db.transaction() as conn:
+        for n in range(3):
+            await households.add(conn, village="qilong", name=f"户{n}", id=f"more-{n}")
+    picks = [q.options[0].id for q in now_poll.questions]
+    for household in ("qilong-001", "qilong-002", "more-0", "more-1", "more-2"):
+        await db.run_write(
+            partial(polls.vote, poll_id=now_poll.id, household=household, choices=picks,
+                    channel="paper", key=b"k" * 32, by="t", scope=Scope("county", "xinjin"))
+        )  # fmt: skip
+    live = await (await tv.get(f"/centre/polls/{now_poll.id}")).text()
+    assert len(svgs(live)) == 2 and "实时结果" in live
     upcoming = await poll_named(tv, "下周的征询")
     page = await (await tv.get(f"/centre/polls/{upcoming.id}")).text()
     assert "<svg" not in page and "征询开始时起实时公布" in page and "未开始" in page

@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from tests.stb_portal.conftest import Client, csrf_of
-from xueliang import polls
+from xueliang import households, polls
 from xueliang.geography import Scope
 from xueliang.signing import derive, load_secret_key
 from xueliang.storage.tables import poll_answers, poll_voters
@@ -127,7 +127,8 @@ async def test_locked_poll_counts_once(paired: Client) -> None:
     })  # fmt: skip
     ident = await db.run_write(partial(polls.create, data=data, scope=COUNTY, by="t", now=now))
     done = await vote_through(paired, ident, ["同意"])
-    assert 'id="change"' not in done and 'class="bar"' in done  # live results
+    assert 'id="change"' not in done
+    assert 'class="bar"' not in done and "5 户" in done  # live, once 5 households answered
     page = await (await paired.get(f"/tv/polls/{ident}?change=1")).text()
     assert 'id="o-' not in page  # no way back into the question
     option = (await db.run_read(partial(polls.get, poll_id=ident))).questions[0].options[1].id
@@ -136,6 +137,17 @@ async def test_locked_poll_counts_once(paired: Client) -> None:
     )
     counted = await db.run_read(partial(polls.tally, poll_id=ident))
     assert counted.voters == 1 and counted.counts.get(option, 0) == 0
+    # Four more households answer (on paper): the live tally shows.
+    async with db.transaction() as conn:
+        for n in range(4):
+            await households.add(conn, village="qilong", name=f"纸{n}", id=f"paper-{n}")
+    for n in range(4):
+        await db.run_write(
+            partial(polls.vote, poll_id=ident, household=f"paper-{n}", choices=[option],
+                    channel="paper", key=b"k" * 32, by="staff", scope=COUNTY)
+        )  # fmt: skip
+    shown = await (await paired.get(f"/tv/polls/{ident}")).text()
+    assert shown.count('class="bar"') == 2 and "不同意 · 4 (80%)" in shown
 
 
 async def test_hostile_values(paired: Client) -> None:
@@ -211,5 +223,6 @@ async def test_choices_never_travel_readable_in_a_url(paired: Client, demo_dir: 
     })  # fmt: skip
     two = await db.run_write(partial(polls.create, data=data, scope=COUNTY, by="t", now=now))
     await vote_through(paired, two, ["a", "c"])
+    await db.run_write(partial(polls.close, poll_id=two, scope=COUNTY, now=utcnow()))
     shown = await (await paired.get(f"/tv/polls/{two}")).text()
     assert 'id="next-question"' in shown and 'href="?r=1"' in shown

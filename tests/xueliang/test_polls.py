@@ -77,10 +77,13 @@ async def test_vote_change_and_results(village: Database) -> None:
     assert by_text == {"村口": 0, "广场": 1, "桥头": 1, "电影": 1, "川剧": 0, "讲座": 1}
     mine = await village.run_read(partial(polls.my_choices, poll=poll, household="q1", key=KEY))
     assert mine == frozenset(choices(poll, (0, 2), (1, 0)))
-    assert not poll.results_visible(NOW)
+    assert not poll.results_visible(NOW, 2)
     await village.run_write(partial(polls.close, poll_id=poll.id, scope=COUNTY, now=NOW))
     closed = await village.run_read(partial(polls.get, poll_id=poll.id))
-    assert closed.status(NOW) == "closed" and closed.results_visible(NOW)
+    assert closed.status(NOW) == "closed" and closed.results_visible(NOW, 2)
+    live = await create(village, title="实时", results="live")
+    assert not live.results_visible(NOW, polls.LIVE_MIN_VOTERS - 1)
+    assert live.results_visible(NOW, polls.LIVE_MIN_VOTERS)
     with pytest.raises(polls.PollClosed):
         await vote(village, closed, "q3", choices(poll, (0, 0), (1, 0)))
 
