@@ -456,7 +456,8 @@ def vote(
     if not poll.lock_votes and channel == "tv":
         insert = insert.on_conflict_do_update(
             index_elements=["poll_id", "household_id"],
-            set_={"changes": poll_voters.c.changes + 1},
+            # A household that answered on paper and changes it on the TV took part by TV.
+            set_={"changes": poll_voters.c.changes + 1, "channel": "tv", "recorded_by": ""},
         )
     else:
         insert = insert.on_conflict_do_nothing(index_elements=["poll_id", "household_id"])

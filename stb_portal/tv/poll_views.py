@@ -14,7 +14,8 @@ from aiohttp import web
 from sqlalchemy import Connection
 
 from stb_portal.tv import session as tv_session
-from stb_portal.tv.render import page
+from stb_portal.tv.law_views import LIST_SIZE
+from stb_portal.tv.render import page, preferences
 from xueliang import polls, validation
 from xueliang.errors import Conflict, InvalidCredentials, InvalidInput, NotFound
 from xueliang.pairing import Session
@@ -46,7 +47,13 @@ async def index(request: web.Request) -> web.Response:
     found, voted = await request.app[DATABASE].run_read(
         partial(_index, household=session.household)
     )
-    return page(request, "tv/polls.html", session=session, polls=found, voted=voted, now=utcnow())
+    size = LIST_SIZE[preferences(request)["simple"]]
+    pages = max(1, -(-len(found) // size))
+    number = min(max(validation.number(request.query.get("p", "1"), 3) or 1, 1), pages)
+    return page(
+        request, "tv/polls.html", session=session, polls=found[(number - 1) * size : number * size],
+        voted=voted, now=utcnow(), number=number, pages=pages,
+    )  # fmt: skip
 
 
 def _index(conn: Connection, household: str) -> tuple[list[Poll], set[int]]:

@@ -226,3 +226,20 @@ async def test_choices_never_travel_readable_in_a_url(paired: Client, demo_dir: 
     await db.run_write(partial(polls.close, poll_id=two, scope=COUNTY, now=utcnow()))
     shown = await (await paired.get(f"/tv/polls/{two}")).text()
     assert 'id="next-question"' in shown and 'href="?r=1"' in shown
+
+
+async def test_many_polls_are_paged(paired: Client) -> None:
+    db = paired.app[DATABASE]
+    now = utcnow()
+    for n in range(6):
+        data = polls.checked({
+            "title": f"第{n}个", "village": "qilong", "opens_at": now - timedelta(minutes=1),
+            "closes_at": now + timedelta(days=2 + n),
+            "questions": [{"text": "q", "options": ["a", "b"]}],
+        })  # fmt: skip
+        await db.run_write(partial(polls.create, data=data, scope=COUNTY, by="t", now=now))
+    first = await (await paired.get("/tv/polls")).text()
+    assert first.count('class="f row"') == 4 and 'data-pagedown="?p=2"' in first
+    second = await (await paired.get("/tv/polls?p=2")).text()
+    assert second.count('class="f row"') == 4 and 'id="prev"' in second  # 8 polls in all
+    assert (await paired.get("/tv/polls?p=99999999")).status == 200

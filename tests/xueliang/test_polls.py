@@ -171,6 +171,10 @@ async def test_paper_votes_share_the_roll(village: Database) -> None:
     assert counted.by_channel == {"paper": 1, "tv": 1}
     text = polls.results_csv(poll, counted)
     assert "村口" in text and "paper,1" in text
+    # The household that answered on paper changes its answer on the TV: one vote, by TV.
+    assert await vote(village, poll, "q1", choices(poll, (0, 2), (1, 1))) is True
+    counted = await village.run_read(partial(polls.tally, poll_id=poll.id))
+    assert counted.by_channel == {"tv": 2} and sum(counted.counts.values()) == 4
 
 
 async def test_who_may_vote_and_see(village: Database) -> None:
