@@ -79,6 +79,8 @@ LAST_SEEN_RESOLUTION = timedelta(seconds=60)
 # never behind a whole flush of thousands of devices.
 CHUNK = 200
 DEFAULT_INTERVAL_S = 3600  # the column's default
+# Devices `Throttle` remembers at most (a county has tens of thousands of buttons).
+MAX_REMEMBERED = 200_000
 
 
 class Throttle:
@@ -93,6 +95,8 @@ class Throttle:
         self._passed: dict[str, Stored] = {}
 
     def select(self, readings: Mapping[str, Reading]) -> dict[str, Reading]:
+        if len(self._passed) > MAX_REMEMBERED:  # ids made up by a flood: start afresh
+            self._passed.clear()
         chosen: dict[str, Reading] = {}
         for device, reading in readings.items():
             interval = self.intervals.get(device, DEFAULT_INTERVAL_S)
