@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from stb_portal.tv import session as tv_session
-from stb_portal.tv.render import page, preferences
+from stb_portal.tv.render import page, preferences, screen_of
 from xueliang import law
 from xueliang.errors import NotFound
 from xueliang.web import DATABASE
@@ -33,9 +33,7 @@ async def category(request: web.Request) -> web.Response:
             articles = await law.in_category(conn, request.match_info["category"], prefs["lang"])
     except NotFound:
         return page(request, "tv/not_found.html", session=session, status=404)
-    size = LIST_SIZE[prefs["simple"]]
-    number, pages = _page_number(request, max(1, -(-len(articles) // size)))
-    shown = articles[(number - 1) * size : number * size]
+    shown, number, pages = screen_of(request, articles, LIST_SIZE[prefs["simple"]])
     return page(
         request, "tv/law_category.html", session=session,
         category=request.match_info["category"], articles=shown, number=number, pages=pages,
@@ -54,17 +52,11 @@ async def article(request: web.Request) -> web.Response:
     except NotFound:
         return page(request, "tv/not_found.html", session=session, status=404)
     screens = found.pages(PAGE_BUDGET[prefs["simple"]])
-    number, pages = _page_number(request, len(screens))
+    [paragraphs], number, pages = screen_of(request, screens, 1)
     return page(
         request, "tv/law_article.html", session=session, article=found,
-        paragraphs=screens[number - 1], number=number, pages=pages,
+        paragraphs=paragraphs, number=number, pages=pages,
     )  # fmt: skip
-
-
-def _page_number(request: web.Request, pages: int) -> tuple[int, int]:
-    text = request.query.get("p", "1")
-    number = int(text) if text.isdigit() and len(text) < 6 else 1
-    return min(max(number, 1), pages), pages
 
 
 def setup(app: web.Application) -> None:

@@ -15,7 +15,7 @@ from aiohttp import web
 from sqlalchemy import Connection
 
 from stb_portal.tv import session as tv_session
-from stb_portal.tv.render import page, preferences
+from stb_portal.tv.render import page, preferences, screen_of
 from xueliang import audit, bookings, households, lawyers, validation
 from xueliang.bookings import Booking
 from xueliang.errors import Conflict, InvalidInput, NotFound
@@ -66,11 +66,7 @@ async def index(request: web.Request) -> web.Response:
         partial(lawyers.bookable, lawyer=lawyer, village=village, now=utcnow())
     )
     days = [(day, list(group)) for day, group in groupby(slots, key=lambda s: s.day)]
-    size = DAYS_PER_SCREEN[preferences(request)["simple"]]
-    pages = max(1, -(-len(days) // size))
-    text = request.query.get("p", "1")
-    number = min(max(validation.number(text, 3) or 1, 1), pages)
-    shown = days[(number - 1) * size : number * size]
+    shown, number, pages = screen_of(request, days, DAYS_PER_SCREEN[preferences(request)["simple"]])
     return page(
         request, "tv/lawyer.html", session=session, lawyer=lawyer, lawyers=found, days=shown,
         number=number, pages=pages, stamp=_stamp,

@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 
 from stb_portal.tv import session as tv_session
 from stb_portal.tv.law_views import LIST_SIZE
-from stb_portal.tv.render import page, preferences
+from stb_portal.tv.render import page, preferences, screen_of
 from xueliang import polls, validation
 from xueliang.errors import Conflict, InvalidCredentials, InvalidInput, NotFound
 from xueliang.pairing import Session
@@ -47,12 +47,10 @@ async def index(request: web.Request) -> web.Response:
     found, voted = await request.app[DATABASE].run_read(
         partial(_index, household=session.household)
     )
-    size = LIST_SIZE[preferences(request)["simple"]]
-    pages = max(1, -(-len(found) // size))
-    number = min(max(validation.number(request.query.get("p", "1"), 3) or 1, 1), pages)
+    shown, number, pages = screen_of(request, found, LIST_SIZE[preferences(request)["simple"]])
     return page(
-        request, "tv/polls.html", session=session, polls=found[(number - 1) * size : number * size],
-        voted=voted, now=utcnow(), number=number, pages=pages,
+        request, "tv/polls.html", session=session, polls=shown, voted=voted, now=utcnow(),
+        number=number, pages=pages,
     )  # fmt: skip
 
 

@@ -8,10 +8,10 @@ rendered and gzipped once per distinct input and then served from memory."""
 from __future__ import annotations
 
 import zlib
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import jinja2
 from aiohttp import web
@@ -20,11 +20,13 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from stb_portal import i18n
 from stb_portal.keys import JINJA, STATIC, TRANSLATIONS
 from stb_portal.tv.session import cookies, csrf_token
+from xueliang import validation
 from xueliang.alarm_payloads import iso
 from xueliang.geography import LOCAL_TIME
 from xueliang.pairing import Session
 from xueliang.resources import templates_dir
 
+T = TypeVar("T")
 LANG_COOKIE = "xl_lang"
 SIMPLE_COOKIE = "xl_simple"
 SD_COOKIE = "xl_sd"
@@ -137,6 +139,14 @@ def _render(
                 **context,
             )
         )
+
+
+def screen_of(request: web.Request, items: Sequence[T], size: int) -> tuple[Sequence[T], int, int]:
+    """The screenful of `items` that `?p=` asks for (`size` a screen; the first when
+    `p` is missing or no number, the last when beyond), its number, and how many."""
+    pages = max(1, -(-len(items) // size))
+    number = min(max(validation.number(request.query.get("p", "1"), 5) or 1, 1), pages)
+    return items[(number - 1) * size : number * size], number, pages
 
 
 def _accepts_gzip(request: web.Request) -> bool:
