@@ -84,6 +84,10 @@ class Booking(LocalSpan):
     cancel_reason: str | None
     cancelled_by: str | None
     closed_by: str | None
+    cancel_by: datetime  # a household may cancel until then (the lawyer's cut-off)
+
+    def household_may_cancel(self, now: datetime) -> bool:
+        return self.state == "booked" and now <= self.cancel_by
 
 
 def _select() -> Select[Any]:
@@ -92,6 +96,7 @@ def _select() -> Select[Any]:
             bookings,
             lawyers_table.c.name.label("lawyer_name"),
             lawyers_table.c.phone.label("lawyer_phone"),
+            lawyers_table.c.cancel_cutoff_minutes,
             households_table.c.name.label("household_name"),
             households_table.c.phone.label("household_phone"),
             villages.c.name.label("village_name"),
@@ -111,6 +116,7 @@ def _booking(row: Any) -> Booking:
         ends_at=row.ends_at, topic=row.topic, channel=row.channel, state=row.state,
         created_at=row.created_at, created_by=row.created_by, cancel_reason=row.cancel_reason,
         cancelled_by=row.cancelled_by, closed_by=row.closed_by,
+        cancel_by=row.starts_at - timedelta(minutes=row.cancel_cutoff_minutes),
     )  # fmt: skip
 
 
@@ -228,12 +234,7 @@ def cancel(
     if booking.state != "booked":
         raise Conflict(f"booking {id} is {booking.state}")
     if household is not None:
-        cutoff = conn.scalar(
-            select(lawyers_table.c.cancel_cutoff_minutes).where(
-                lawyers_table.c.id == booking.lawyer
-            )
-        )
-        if now > booking.starts_at - timedelta(minutes=cutoff or 0):
+        if not booking.household_may_cancel(now):
             raise TooLate("too close to the appointment to cancel here")
     elif now >= booking.ends_at:
         raise TooLate("the appointment is over")

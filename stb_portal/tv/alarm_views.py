@@ -9,10 +9,9 @@ import secrets
 from aiohttp import web
 
 from stb_portal.tv import session as tv_session
-from stb_portal.tv.render import page
-from xueliang import validation
+from stb_portal.tv.render import by_path_id, page
 from xueliang.alarms import HouseholdAlarm, RaiseRequest
-from xueliang.errors import InvalidTransition, NotFound
+from xueliang.errors import InvalidTransition
 from xueliang.web import ALARMS
 
 TV_KINDS = ("panic", "medical", "fire")
@@ -82,13 +81,9 @@ async def history(request: web.Request) -> web.Response:
 
 
 async def _own_alarm(request: web.Request, household: str) -> HouseholdAlarm | None:
-    alarm_id = validation.row_id(request.match_info["id"])
-    if alarm_id is None:
-        return None
-    try:
-        return await request.app[ALARMS].household_alarm(alarm_id, household)
-    except NotFound:
-        return None
+    return await by_path_id(
+        request, lambda ident: request.app[ALARMS].household_alarm(ident, household)
+    )
 
 
 def setup(app: web.Application) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from itertools import groupby
 
@@ -15,7 +15,7 @@ from aiohttp import web
 from sqlalchemy import Connection
 
 from stb_portal.tv import session as tv_session
-from stb_portal.tv.render import page, preferences, screen_of
+from stb_portal.tv.render import by_path_id, page, preferences, screen_of
 from xueliang import audit, bookings, households, lawyers, validation
 from xueliang.bookings import Booking
 from xueliang.errors import Conflict, InvalidInput, NotFound
@@ -46,25 +46,29 @@ def _today(conn: Connection, household: str) -> Booking | None:
     return bookings.today(conn, household, utcnow())
 
 
-def _village(conn: Connection, household: str) -> str:
-    return households.get(conn, household).village
+def _offer(
+    conn: Connection, household: str, wanted: str, now: datetime
+) -> tuple[list[Lawyer], Lawyer | None, list[Slot]]:
+    """The lawyers of the household's village, the one `wanted` (else the first), and
+    that lawyer's free slots for the household: one read."""
+    village = households.get(conn, household).village
+    found = lawyers.for_village(conn, village)
+    lawyer = next((x for x in found if x.id == wanted), found[0] if found else None)
+    slots = lawyers.bookable(conn, lawyer, village, now) if lawyer is not None else []
+    return found, lawyer, slots
 
 
 async def index(request: web.Request) -> web.Response:
     """The village's lawyer, and the free slots grouped by day, a few days per screen
     (page up / page down for more)."""
     session = await tv_session.required(request)
-    db = request.app[DATABASE]
-    village = await db.run_read(partial(_village, household=session.household))
-    found = await db.run_read(partial(lawyers.for_village, village=village))
-    if not found:
+    found, lawyer, slots = await request.app[DATABASE].run_read(
+        partial(_offer, household=session.household, wanted=request.query.get("l", ""),
+                now=utcnow())
+    )  # fmt: skip
+    if lawyer is None:
         return page(request, "tv/lawyer.html", session=session, lawyer=None, lawyers=[],
                     days=[], number=1, pages=1)  # fmt: skip
-    wanted = request.query.get("l", "")
-    lawyer = next((x for x in found if x.id == wanted), found[0])
-    slots = await db.run_read(
-        partial(lawyers.bookable, lawyer=lawyer, village=village, now=utcnow())
-    )
     days = [(day, list(group)) for day, group in groupby(slots, key=lambda s: s.day)]
     shown, number, pages = screen_of(request, days, DAYS_PER_SCREEN[preferences(request)["simple"]])
     return page(
@@ -79,24 +83,15 @@ def _stamp(slot: Slot) -> int:
 
 async def _slot(request: web.Request, session: Session) -> tuple[Lawyer, Slot] | None:
     """The lawyer and free slot named in the path, if this household may book it now."""
-    db = request.app[DATABASE]
     starts_at = moment(request.match_info["at"])
     if starts_at is None:
         return None
-    village = await db.run_read(partial(_village, household=session.household))
-    lawyer = next(
-        (
-            x
-            for x in await db.run_read(partial(lawyers.for_village, village=village))
-            if x.id == request.match_info["lawyer"]
-        ),
-        None,
+    wanted = request.match_info["lawyer"]
+    _, lawyer, free = await request.app[DATABASE].run_read(
+        partial(_offer, household=session.household, wanted=wanted, now=utcnow())
     )
-    if lawyer is None:
+    if lawyer is None or lawyer.id != wanted:
         return None
-    free = await db.run_read(
-        partial(lawyers.bookable, lawyer=lawyer, village=village, now=utcnow())
-    )
     slot = next((s for s in free if s.starts_at == starts_at), None)
     return None if slot is None else (lawyer, slot)
 
@@ -167,15 +162,11 @@ async def mine(request: web.Request) -> web.Response:
 
 
 async def _own(request: web.Request, session: Session) -> Booking | None:
-    ident = validation.row_id(request.match_info["id"])
-    if ident is None:
-        return None
-    try:
-        return await request.app[DATABASE].run_read(
-            partial(bookings.get, id=ident, household=session.household)
-        )
-    except NotFound:
-        return None
+    db = request.app[DATABASE]
+    return await by_path_id(
+        request,
+        lambda ident: db.run_read(partial(bookings.get, id=ident, household=session.household)),
+    )
 
 
 async def one(request: web.Request) -> web.Response:
@@ -183,17 +174,11 @@ async def one(request: web.Request) -> web.Response:
     booking = await _own(request, session)
     if booking is None:
         return page(request, "tv/not_found.html", session=session, status=404)
-    cutoff = await _cutoff(request, booking)
     return page(
         request, "tv/lawyer_booking.html", session=session, booking=booking,
-        cancellable=booking.state == "booked" and utcnow() <= cutoff,
+        cancellable=booking.household_may_cancel(utcnow()),
         new=request.query.get("new") == "1", late=request.query.get("late") == "1",
     )  # fmt: skip
-
-
-async def _cutoff(request: web.Request, booking: Booking) -> datetime:
-    lawyer = await request.app[DATABASE].run_read(partial(lawyers.get, id=booking.lawyer))
-    return booking.starts_at - timedelta(minutes=lawyer.cancel_cutoff_minutes)
 
 
 async def cancel_form(request: web.Request) -> web.Response:

@@ -15,9 +15,9 @@ from sqlalchemy import Connection
 
 from stb_portal.tv import session as tv_session
 from stb_portal.tv.law_views import LIST_SIZE
-from stb_portal.tv.render import page, preferences, screen_of
+from stb_portal.tv.render import by_path_id, page, preferences, screen_of
 from xueliang import polls, validation
-from xueliang.errors import Conflict, InvalidCredentials, InvalidInput, NotFound
+from xueliang.errors import Conflict, InvalidCredentials, InvalidInput
 from xueliang.pairing import Session
 from xueliang.polls import Poll
 from xueliang.signing import seal, unseal
@@ -60,17 +60,14 @@ def _index(conn: Connection, household: str) -> tuple[list[Poll], set[int]]:
 
 
 async def _poll(request: web.Request, session: Session) -> Poll | None:
-    ident = validation.row_id(request.match_info["id"])
-    if ident is None:
-        return None
-    try:
-        return await request.app[DATABASE].run_read(
-            partial(
-                polls.for_household_one, poll_id=ident, household=session.household, now=utcnow()
-            )
-        )
-    except NotFound:
-        return None
+    db = request.app[DATABASE]
+    return await by_path_id(
+        request,
+        lambda ident: db.run_read(
+            partial(polls.for_household_one, poll_id=ident, household=session.household,
+                    now=utcnow())
+        ),
+    )  # fmt: skip
 
 
 async def show(request: web.Request) -> web.Response:
@@ -79,26 +76,32 @@ async def show(request: web.Request) -> web.Response:
     poll = await _poll(request, session)
     if poll is None:
         return page(request, "tv/not_found.html", session=session, status=404)
-    db, key, now = request.app[DATABASE], request.app[SECRET_KEY], utcnow()
-    voted = await db.run_read(
-        partial(polls.has_voted, poll_id=poll.id, household=session.household)
-    )
-    mine = await db.run_read(
-        partial(polls.my_choices, poll=poll, household=session.household, key=key)
+    now = utcnow()
+    voted, mine, counted = await request.app[DATABASE].run_read(
+        partial(_standing, poll=poll, household=session.household, key=request.app[SECRET_KEY])
     )
     changing = request.query.get("change") == "1" and not poll.lock_votes
     if poll.status(now) == "open" and (not voted or changing):
         return _question(request, session, poll, mine if changing else frozenset())
-    counted: polls.Tally | None = await db.run_read(partial(polls.tally, poll_id=poll.id))
-    if counted is not None and not poll.results_visible(now, counted.voters):
-        counted = None
+    visible = counted if poll.results_visible(now, counted.voters) else None
     return page(
         request, "tv/poll.html", session=session, poll=poll, state=poll.status(now), voted=voted,
-        mine=mine, counted=counted, just_voted=request.query.get("voted") == "1",
+        mine=mine, counted=visible, just_voted=request.query.get("voted") == "1",
         live_from=polls.LIVE_MIN_VOTERS,
-        shares=_shares(poll, counted) if counted else {},
+        shares=_shares(poll, visible) if visible else {},
         shown=min(validation.number(request.query.get("r", "0"), 2) or 0, len(poll.questions) - 1),
     )  # fmt: skip
+
+
+def _standing(
+    conn: Connection, poll: Poll, household: str, key: bytes
+) -> tuple[bool, frozenset[int], polls.Tally]:
+    """Has the household voted, what it chose (where it can see that), and the tally."""
+    return (
+        polls.has_voted(conn, poll.id, household),
+        polls.my_choices(conn, poll, household, key),
+        polls.tally(conn, poll.id),
+    )
 
 
 def _shares(poll: Poll, counted: polls.Tally) -> dict[int, int]:

@@ -8,7 +8,7 @@ rendered and gzipped once per distinct input and then served from memory."""
 from __future__ import annotations
 
 import zlib
-from collections.abc import Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -22,6 +22,7 @@ from stb_portal.keys import JINJA, STATIC, TRANSLATIONS
 from stb_portal.tv.session import cookies, csrf_token
 from xueliang import validation
 from xueliang.alarm_payloads import iso
+from xueliang.errors import NotFound
 from xueliang.geography import LOCAL_TIME
 from xueliang.pairing import Session
 from xueliang.resources import templates_dir
@@ -147,6 +148,18 @@ def screen_of(request: web.Request, items: Sequence[T], size: int) -> tuple[Sequ
     pages = max(1, -(-len(items) // size))
     number = min(max(validation.number(request.query.get("p", "1"), 5) or 1, 1), pages)
     return items[(number - 1) * size : number * size], number, pages
+
+
+async def by_path_id(request: web.Request, fetch: Callable[[int], Awaitable[T]]) -> T | None:
+    """What `fetch` finds for the path's `id`; None when the id is no row id or nothing
+    is found (another household's alarm, booking or poll is nothing, too)."""
+    ident = validation.row_id(request.match_info["id"])
+    if ident is None:
+        return None
+    try:
+        return await fetch(ident)
+    except NotFound:
+        return None
 
 
 def _accepts_gzip(request: web.Request) -> bool:
