@@ -57,7 +57,7 @@
   var KEYS = keyTable();
   var focused = null;
   var memory = {};       /* focus group -> id of its last focused element */
-  var lastDown = { code: -1, at: 0 };
+  var lastDown = { code: -1, at: 0, up: true };
   var reports = 0;
 
   function hasClass(el, name) { return (" " + el.className + " ").indexOf(" " + name + " ") >= 0; }
@@ -191,9 +191,10 @@
     code = e.keyCode || e.which;
     now = new Date().getTime();
     if (type === "keydown") {
-      lastDown = { code: code, at: now };
-    } else if (lastDown.at && now - lastDown.at < 300) {
-      /* the keypress (or irkeypress) of a press already handled on keydown */
+      lastDown = { code: code, at: now, up: false };
+    } else if (lastDown.at && (now - lastDown.at < 300 || (!lastDown.up && now - lastDown.at < 2000))) {
+      /* the keypress (or irkeypress) of a press already handled on keydown: soon after
+         it, or before its keyup (a busy box may deliver the keypress late) */
       return KEYS[code] ? swallow(e) : true;
     }
     key = KEYS[code];
@@ -280,6 +281,7 @@
 
   doc.onkeydown = function (e) { return handle(e, "keydown"); };
   doc.onkeypress = function (e) { return handle(e, "keypress"); };
+  doc.onkeyup = function () { lastDown.up = true; };
   doc.onirkeypress = function (e) { return handle(e, "irkeypress"); };
   follow();
   ensure();

@@ -4,6 +4,7 @@ without JavaScript. Screenshots go to artifacts/screens/ for a person to look at
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -154,6 +155,25 @@ def test_keypress_only_and_irkeypress_boxes(server: Server, browser: Any) -> Non
     remote.press("left")  # CDP sends keydown and Chromium no keypress for arrows
     page.evaluate(KEYPRESS % (3, 3))  # the keypress of the same physical press: ignored
     assert page.evaluate("XL.focused().id") == "t-cameras"
+    page.context.close()
+
+
+def test_a_late_keypress_is_still_the_same_press(server: Server, browser: Any) -> None:
+    """A busy box may deliver a press's keypress long after its keydown: until the
+    keyup it is the same press (acting twice would submit a form twice)."""
+    page = open_box(browser, IPANEL, (1280, 720))
+    page.goto(server.url + demo_pair_path(server.data_dir, "anxicun-002"))
+    remote = Remote(page, IPANEL)
+    event = {"windowsVirtualKeyCode": 4}  # iPanel's right arrow
+    remote.cdp.send("Input.dispatchKeyEvent", {"type": "rawKeyDown", **event})
+    assert remote.focused() == "t-cameras"
+    time.sleep(0.6)
+    page.evaluate(KEYPRESS % (4, 4))  # late, but before the keyup: ignored
+    assert remote.focused() == "t-cameras"
+    remote.cdp.send("Input.dispatchKeyEvent", {"type": "keyUp", **event})
+    time.sleep(0.6)
+    page.evaluate(KEYPRESS % (4, 4))  # after the keyup: a press of its own
+    assert remote.focused() == "t-lawyer"
     page.context.close()
 
 
