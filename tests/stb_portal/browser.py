@@ -102,6 +102,20 @@ def launch_chromium() -> Iterator[Any]:
         chromium.close()
 
 
+def wait_until(page: Any, script: str, timeout_s: float = 10) -> None:
+    """Until `script` is true in the page. Polled from here with `evaluate`: the
+    console's Content-Security-Policy forbids the eval that wait_for_function uses."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if page.evaluate(script):
+                return
+        except playwright.Error:
+            pass  # the page is reloading
+        time.sleep(0.1)
+    raise AssertionError(f"{script!r} still false; page: {page.content()[:2000]}")
+
+
 def shot(page: Any, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
@@ -156,19 +170,23 @@ class Remote:
         self.box = box
         self.cdp = page.context.new_cdp_session(page)
 
-    def press(self, key: str) -> None:
-        """A key that stays on the page (moving the focus)."""
+    def press(self, key: str, *, char: bool = True) -> None:
+        """A key that stays on the page (moving the focus); OK comes with its keypress
+        (char), which the page must not take for a second press."""
         code = self.box.keys.get(key, ord(key) if len(key) == 1 else 0)
         event = {"windowsVirtualKeyCode": code}
         self.cdp.send("Input.dispatchKeyEvent", {"type": "rawKeyDown", **event})
-        if code == 13:
+        if code == 13 and char:
             self.cdp.send("Input.dispatchKeyEvent", {"type": "char", "text": "\r", **event})
         self.cdp.send("Input.dispatchKeyEvent", {"type": "keyUp", **event})
 
     def go(self, key: str) -> None:
-        """A key that opens another page: returns once it has loaded."""
+        """A key that opens another page: returns once it has loaded. Without the char:
+        on a box the keypress follows its keydown at once, on the page it was pressed
+        on, but CDP sends it separately, and on a busy machine it could land on the
+        next page as a press of its own."""
         with self.page.expect_navigation(timeout=10_000):
-            self.press(key)
+            self.press(key, char=False)
 
     def focused(self) -> str:
         return str(self.page.evaluate("XL.focused() ? XL.focused().id : ''"))

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.stb_portal.browser import Server, shot
+from tests.stb_portal.browser import Server, shot, wait_until
 from tests.stb_portal.conftest import demo_pair_path
 from tests.stb_portal.staff import demo_password
 
@@ -28,10 +28,6 @@ def tv_raises_alarm(server: Server, household: str) -> int:
         match = re.search(r"/tv/alarm/(\d+)$", sent.url)
         assert match, sent.url
         return int(match.group(1))
-
-
-def wait_until(page: Any, script: str, timeout_s: float = 10) -> None:
-    page.wait_for_function(script, timeout=timeout_s * 1000)
 
 
 def test_alarm_arrives_live_and_is_acknowledged_with_one_click(
