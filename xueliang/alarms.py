@@ -35,7 +35,7 @@ from xueliang.storage.tables import (
 )
 from xueliang.storage.types import utcnow
 from xueliang.topics import Topics
-from xueliang.ttl_cache import TtlCache
+from xueliang.ttl_cache import MISSING, Missing, TtlCache
 
 log = logging.getLogger(__name__)
 
@@ -579,19 +579,27 @@ class LatestHouseholdAlarms:
 
     async def get(self, household: str) -> HouseholdAlarm | None:
         """The household's newest alarm (open or not), or None if it never had one."""
-        latest = await self.cache.get(household, partial(self._read, household))
-        if latest is None:
-            return None
-        alarm = latest.alarm
-        if alarm.cancellable and utcnow() > latest.cancellable_until:
-            return replace(alarm, cancellable=False)
-        return alarm
+        return _shown(await self.cache.get(household, partial(self._read, household)))
+
+    def peek(self, household: str) -> HouseholdAlarm | Missing | None:
+        """What `get` would answer, if it has it at hand (`TtlCache.peek`)."""
+        latest = self.cache.peek(household)
+        return latest if latest is MISSING else _shown(latest)
 
     async def _read(self, household: str) -> _Latest | None:
         service = self.service
         return await service.db.run_read(
             partial(service._latest_household_row, household=household)
         )
+
+
+def _shown(latest: _Latest | None) -> HouseholdAlarm | None:
+    if latest is None:
+        return None
+    alarm = latest.alarm
+    if alarm.cancellable and utcnow() > latest.cancellable_until:
+        return replace(alarm, cancellable=False)
+    return alarm
 
 
 def _locked(

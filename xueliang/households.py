@@ -15,7 +15,7 @@ from xueliang.geography import get_village
 from xueliang.storage import Database
 from xueliang.storage.tables import households
 from xueliang.storage.types import utcnow
-from xueliang.ttl_cache import TtlCache
+from xueliang.ttl_cache import Missing, TtlCache
 
 PAIR_PATH = "/tv/pair/"
 # Names and addresses change rarely: pages read on every visit may show them this late.
@@ -146,6 +146,10 @@ class HouseholdCache:
     async def get(self, id: str) -> Household:
         """The household (NotFound if there is none), at most `seconds` old."""
         return await self.cache.get(id, partial(self.db.run_read, partial(get, id=id)))
+
+    def peek(self, id: str) -> Household | Missing:
+        """The household if `get` has it at hand (`TtlCache.peek`)."""
+        return self.cache.peek(id)
 
     def forget(self, id: str) -> None:
         self.cache.forget(id)

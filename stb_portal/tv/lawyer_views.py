@@ -22,7 +22,7 @@ from xueliang.errors import Conflict, InvalidInput, NotFound
 from xueliang.lawyers import Lawyer, Slot
 from xueliang.pairing import Session
 from xueliang.storage.types import utcnow
-from xueliang.ttl_cache import TtlCache
+from xueliang.ttl_cache import MISSING, Missing, TtlCache
 from xueliang.web import DATABASE
 
 # Days of slots per screen: fewer, larger buttons in simple mode.
@@ -36,9 +36,18 @@ TODAY = web.AppKey("tv_today_bookings", TtlCache[str, Booking | None])
 async def today(app: web.Application, household: str) -> Booking | None:
     """The household's booking of today still to come (for the home page's banner)."""
     db = app[DATABASE]
-    found = await app[TODAY].get(
-        household, partial(db.run_read, partial(_today, household=household))
+    return _to_come(
+        await app[TODAY].get(household, partial(db.run_read, partial(_today, household=household)))
     )
+
+
+def today_at_hand(app: web.Application, household: str) -> Booking | Missing | None:
+    """What `today` would answer, if it has it at hand (`TtlCache.peek`)."""
+    found = app[TODAY].peek(household)
+    return found if found is MISSING else _to_come(found)
+
+
+def _to_come(found: Booking | None) -> Booking | None:
     return found if found is not None and found.ends_at > utcnow() else None
 
 

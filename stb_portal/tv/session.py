@@ -18,7 +18,7 @@ from xueliang import pairing
 from xueliang.errors import InvalidCredentials
 from xueliang.pairing import Session
 from xueliang.signing import derive, sign, unsign
-from xueliang.ttl_cache import TtlCache
+from xueliang.ttl_cache import MISSING, TtlCache
 from xueliang.web import DATABASE, SECRET_KEY
 
 COOKIE = "xl_tv"
@@ -95,11 +95,14 @@ async def current(request: web.Request) -> Session | None:
         if len(verified) >= MAX_TOKENS:
             verified.clear()
         verified[token] = session
-    db = app[DATABASE]
-    current_generation = await app[GENERATIONS].get(
-        session.household,
-        partial(db.run_read, partial(pairing.generation, household=session.household)),
-    )
+    generations = app[GENERATIONS]
+    current_generation = generations.peek(session.household)
+    if current_generation is MISSING:
+        db = app[DATABASE]
+        current_generation = await generations.get(
+            session.household,
+            partial(db.run_read, partial(pairing.generation, household=session.household)),
+        )
     return session if current_generation == session.generation else None
 
 

@@ -24,7 +24,7 @@ from xueliang.errors import NotFound
 from xueliang.households import HouseholdCache
 from xueliang.pairing import Session
 from xueliang.ratelimit import DeviceLimiter
-from xueliang.ttl_cache import TtlCache
+from xueliang.ttl_cache import MISSING, TtlCache
 from xueliang.web import ALARMS, DATABASE, EVENT_BUS
 
 log = logging.getLogger(__name__)
@@ -44,13 +44,21 @@ async def home(request: web.Request) -> web.Response:
     session = await tv_session.current(request)
     if session is None:
         return await unpaired(request)
-    app = request.app
-    household = await app[HOUSEHOLDS].get(session.household)
-    latest = await app[LATEST_ALARMS].get(session.household)
+    app, id = request.app, session.household
+    household = app[HOUSEHOLDS].peek(id)
+    latest = app[LATEST_ALARMS].peek(id)
+    booking = lawyer_views.today_at_hand(app, id)
+    # Usually all three are at hand; any that is not is loaded (or refreshed) here.
+    if household is MISSING:
+        household = await app[HOUSEHOLDS].get(id)
+    if latest is MISSING:
+        latest = await app[LATEST_ALARMS].get(id)
+    if booking is MISSING:
+        booking = await lawyer_views.today(app, id)
     open_alarm = latest if latest is not None and latest.open else None
     return cached_page(
         request, "tv/home.html", session=session, household=household, open_alarm=open_alarm,
-        today_booking=await lawyer_views.today(app, session.household),
+        today_booking=booking,
     )  # fmt: skip
 
 

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 import xueliang.ttl_cache
-from xueliang.ttl_cache import TtlCache
+from xueliang.ttl_cache import MISSING, REFRESH_AFTER, TtlCache
 
 
 class Clock:
@@ -209,3 +209,25 @@ async def test_a_failed_background_reload_leaves_the_value_to_expire(
     clock.now += 1.0
     with pytest.raises(LookupError):
         await cache.get("k", failing)
+
+
+async def test_peek_answers_only_what_get_would_answer_without_loading(clock: Clock) -> None:
+    """`peek` is `get` minus the load: the value while it is fresh, and nothing once
+    `get` would start a reload (then `get` serves it and reloads in the background),
+    once it is forgotten, or before it was ever loaded."""
+    cache: TtlCache[str, str] = TtlCache(5.0)
+    source = Source()
+    assert cache.peek("k") is MISSING
+    assert await cache.get("k", source.load) == "v1"
+    assert cache.peek("k") == "v1"
+    source.value = "v2"
+    clock.now += 5.0 * REFRESH_AFTER - 0.01
+    assert cache.peek("k") == "v1"
+    clock.now += 0.02  # due for a refresh: only `get` may answer (and start it)
+    assert cache.peek("k") is MISSING
+    assert await cache.get("k", source.load) == "v1"
+    await asyncio.sleep(0)  # the background reload
+    assert cache.peek("k") == "v2"
+    assert source.loads == 2
+    cache.forget("k")
+    assert cache.peek("k") is MISSING
