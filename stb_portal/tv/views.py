@@ -44,17 +44,17 @@ async def home(request: web.Request) -> web.Response:
     session = await tv_session.current(request)
     if session is None:
         return await unpaired(request)
-    app, id = request.app, session.household
-    household = app[HOUSEHOLDS].peek(id)
-    latest = app[LATEST_ALARMS].peek(id)
-    booking = lawyer_views.today_at_hand(app, id)
+    app, household_id = request.app, session.household
+    household = app[HOUSEHOLDS].peek(household_id)
+    latest = app[LATEST_ALARMS].peek(household_id)
+    booking = lawyer_views.today_at_hand(app, household_id)
     # Usually all three are at hand; any that is not is loaded (or refreshed) here.
     if household is MISSING:
-        household = await app[HOUSEHOLDS].get(id)
+        household = await app[HOUSEHOLDS].get(household_id)
     if latest is MISSING:
-        latest = await app[LATEST_ALARMS].get(id)
+        latest = await app[LATEST_ALARMS].get(household_id)
     if booking is MISSING:
-        booking = await lawyer_views.today(app, id)
+        booking = await lawyer_views.today(app, household_id)
     open_alarm = latest if latest is not None and latest.open else None
     return cached_page(
         request, "tv/home.html", session=session, household=household, open_alarm=open_alarm,
@@ -152,8 +152,10 @@ def setup(app: web.Application) -> None:
     app[RENDERED] = RenderCache()
     # After every cleanup context (the database and alarm service, the event bus).
     app.on_startup.append(_home_caches)
-    app.router.add_get("/tv", _to_home, name="tv_root")
+    # `/tv/` before `/tv`: aiohttp tries the resources of one path prefix in the order
+    # they were added, and the home page is the most asked-for page of all.
     app.router.add_get("/tv/", home, name="tv_home")
+    app.router.add_get("/tv", _to_home, name="tv_root")
     app.router.add_get("/tv/pair/{token}", pair, name="tv_pair")
     app.router.add_get("/tv/settings", settings_page, name="tv_settings")
     app.router.add_post("/tv/settings", save_settings, name="tv_settings_save")
