@@ -3,6 +3,7 @@ without a trace on Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -69,9 +70,13 @@ def demo(tmp_path: Path) -> Iterator[Running]:
         _, err = running.process.communicate()
         pytest.fail(f"xueliang run did not come up:\n{err}")
     yield running
+    children = running.children()
     if running.process.poll() is None:
         running.process.kill()
     running.process.communicate()  # reaps it and closes the pipes
+    for pid in children:  # a killed server's helpers must not outlive the test either
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_demo_comes_up_healthy(demo: Running) -> None:

@@ -1,6 +1,7 @@
 """One supervised ffmpeg: its own process group, stderr kept in a ring buffer with
 credentials scrubbed, stopped by terminate → wait → kill (a SIGSTOPped ffmpeg ignores
-SIGTERM until it is killed), and the pacing of restarts.
+SIGTERM until it is killed), gone with the relay however the relay ends, and the
+pacing of restarts.
 
 Restart pacing follows go2rtc's: 1 s for five tries, then 5 s, 10 s and 60 s; a
 camera that keeps failing is retried once a minute and never spins a core."""
@@ -11,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import time
 from collections import deque
@@ -24,6 +26,16 @@ STDERR_LINES = 100
 RESTART_DELAYS_S = (1.0, 1.0, 1.0, 1.0, 1.0, 5.0, 10.0, 60.0)
 # A run that lasted this long was healthy: the next failure starts the pacing again.
 HEALTHY_RUN_S = 60.0
+# A relay that is killed (SIGKILL, the OOM killer, a crash) cannot stop its ffmpegs,
+# and an ffmpeg reading a camera with nothing to tell it otherwise runs for ever —
+# burning a core and writing the camera's HLS folder, which the relay's restart then
+# writes again with a second ffmpeg. So on Linux each ffmpeg is started through
+# util-linux's `setpriv --pdeathsig KILL`, which asks the kernel to kill it when the
+# relay's thread that started it ends, then execs ffmpeg in the same process (no
+# Python runs between fork and exec). The relay starts ffmpegs from its event loop's
+# thread, which lives as long as the relay.
+_SETPRIV = shutil.which("setpriv")
+PARENT_DEATH = (_SETPRIV, "--pdeathsig", "KILL", "--") if _SETPRIV else ()
 
 
 class Ffmpeg:
@@ -46,7 +58,10 @@ class Ffmpeg:
 
     async def start(self, argv: Sequence[str]) -> None:
         self.stderr.clear()
+        if not PARENT_DEATH:
+            log.warning("no setpriv: ffmpeg %s would outlive a killed relay", self.name)
         self.process = await asyncio.create_subprocess_exec(
+            *PARENT_DEATH,
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,

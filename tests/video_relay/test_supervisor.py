@@ -1,11 +1,16 @@
 """ffmpeg supervision: credentials never reach the log, a stopped (even frozen)
-ffmpeg is gone with its whole process group, restarts are paced."""
+ffmpeg is gone with its whole process group, a killed relay takes its ffmpegs with
+it, restarts are paced."""
 
 from __future__ import annotations
 
 import logging
 import os
 import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -46,6 +51,67 @@ async def test_a_frozen_ffmpeg_is_killed_with_its_group() -> None:
     assert not ffmpeg.running
     with pytest.raises(ProcessLookupError):
         os.killpg(ffmpeg.pid, 0)
+
+
+# A relay in miniature: starts one endless ffmpeg, prints its pid, then waits.
+_RELAY = """
+import asyncio, sys
+from video_relay.supervisor import Ffmpeg
+async def main():
+    ffmpeg = Ffmpeg("orphan")
+    await ffmpeg.start(sys.argv[1:])
+    print(ffmpeg.pid, flush=True)
+    await asyncio.sleep(3600)
+asyncio.run(main())
+"""
+
+
+def test_a_killed_relay_takes_its_ffmpeg_with_it() -> None:
+    """SIGKILL (or the OOM killer) gives the relay no chance to stop anything: the
+    kernel must end its ffmpeg, or it would run for ever and fight the restarted
+    relay's ffmpeg over the same HLS folder."""
+    relay = subprocess.Popen(
+        # Quiet, as the relay runs it: an ffmpeg that writes to stderr would die of
+        # the closed pipe by itself.
+        [sys.executable, "-c", _RELAY, require_binary("ffmpeg"), "-nostdin", "-re",
+         "-loglevel", "warning", "-nostats", "-f", "lavfi", "-i", "testsrc2",
+         "-f", "null", "-"],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    try:
+        assert relay.stdout is not None
+        pid = int(relay.stdout.readline())
+        ffmpeg = os.path.realpath(require_binary("ffmpeg"))
+        deadline = time.monotonic() + 10
+        while _exe(pid) != ffmpeg and time.monotonic() < deadline:  # setpriv exec'd it
+            time.sleep(0.01)
+        assert _exe(pid) == ffmpeg
+    finally:
+        relay.kill()
+        relay.communicate()
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = _alive(pid)
+    if alive:
+        os.kill(pid, signal.SIGKILL)  # leave nothing behind, then fail
+    assert not alive, "ffmpeg outlived its relay"
+
+
+def _exe(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    """Running, not merely a zombie waiting for init to reap it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
 
 
 def test_restarts_are_paced_and_reset_after_a_healthy_run() -> None:
