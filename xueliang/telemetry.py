@@ -71,6 +71,15 @@ class Stored:
         resolution = min(LAST_SEEN_RESOLUTION, timedelta(seconds=self.interval_s / 4))
         return reading.at - self.last_seen_at >= resolution
 
+    def after(self, reading: Reading) -> Stored:
+        """What is stored once `reading` is written (absent values leave it alone)."""
+        return replace(
+            self, last_seen_at=reading.at, online=reading.online,
+            battery=self.battery if reading.battery is None else reading.battery,
+            rssi=self.rssi if reading.rssi is None else reading.rssi,
+            firmware=self.firmware if reading.firmware is None else reading.firmware,
+        )  # fmt: skip
+
 
 # A device heard every second is not written every second: `last_seen_at` only needs to
 # be good enough to find silent devices (intervals are minutes to hours).
@@ -105,11 +114,7 @@ class Throttle:
                 continue
             chosen[device] = reading
             before = last or Stored(None, None, None, None, None, interval)
-            self._passed[device] = replace(
-                before, last_seen_at=reading.at, online=reading.online, rssi=reading.rssi,
-                battery=before.battery if reading.battery is None else reading.battery,
-                firmware=before.firmware if reading.firmware is None else reading.firmware,
-            )  # fmt: skip
+            self._passed[device] = before.after(reading)
         return chosen
 
     def forget(self, readings: Mapping[str, Reading]) -> None:
@@ -144,15 +149,11 @@ async def record(
     batch = sorted(due)
     for start in range(0, len(batch), CHUNK):
         chunk = {d: due[d] for d in batch[start : start + CHUNK]}
-        rows = {d: _values(d, r, known[d]) for d, r in chunk.items()}
+        written = {d: known[d].after(r) for d, r in chunk.items()}
         found = _changes(chunk, known, low_battery)
-        await db.run_write(partial(_write, list(rows.values()), found))
+        await db.run_write(partial(_write, [_values(d, s) for d, s in written.items()], found))
         events += found
-        for device, values in rows.items():
-            known[device] = replace(
-                known[device], last_seen_at=values["at"], battery=values["battery"],
-                rssi=values["rssi"], firmware=values["firmware"], online=values["online"],
-            )  # fmt: skip
+        known.update(written)
     return Recorded(len(due), unknown, events)
 
 
@@ -207,15 +208,11 @@ def _write(rows: list[dict[str, Any]], events: list[tuple[str, str]], conn: Conn
     _events(conn, events, utcnow())
 
 
-def _values(device: str, reading: Reading, row: Stored) -> dict[str, Any]:
+def _values(device: str, stored: Stored) -> dict[str, Any]:
     return {
-        "device": device,
-        "at": reading.at,
-        "battery": reading.battery if reading.battery is not None else row.battery,
-        "rssi": reading.rssi if reading.rssi is not None else row.rssi,
-        "firmware": reading.firmware if reading.firmware is not None else row.firmware,
-        "online": reading.online,
-    }
+        "device": device, "at": stored.last_seen_at, "battery": stored.battery,
+        "rssi": stored.rssi, "firmware": stored.firmware, "online": stored.online,
+    }  # fmt: skip
 
 
 async def mark_silent_offline(db: Database, now: datetime | None = None) -> list[str]:
