@@ -212,7 +212,10 @@ def _place(conn: Connection, data: PollInput, scope: Scope) -> tuple[str, str | 
 
 
 def _values(conn: Connection, data: PollInput, scope: Scope, now: datetime) -> dict[str, Any]:
-    """The `polls` row of `data` (its place checked against `scope`)."""
+    """The `polls` row of `data` (its closing time ahead, its place checked against
+    `scope`)."""
+    if data.closes_at <= now:
+        raise InvalidInput("closes_at", "must be in the future")
     town, village = _place(conn, data, scope)
     return {
         "town_id": town, "village_id": village, "title": data.title,
@@ -223,8 +226,6 @@ def _values(conn: Connection, data: PollInput, scope: Scope, now: datetime) -> d
 
 
 def create(conn: Connection, data: PollInput, *, scope: Scope, by: str, now: datetime) -> int:
-    if data.closes_at <= now:
-        raise InvalidInput("closes_at", "must be in the future")
     values = _values(conn, data, scope, now)
     inserted = conn.execute(polls.insert().values(created_by=by, created_at=now, **values))
     assert inserted.inserted_primary_key is not None
@@ -264,8 +265,6 @@ def update_poll(
         raise Conflict("the poll is closed")
     if _voters(conn, poll_id):
         raise Conflict("votes have been cast: the poll can only be closed now")
-    if data.closes_at <= now:
-        raise InvalidInput("closes_at", "must be in the future")
     conn.execute(update(polls).where(polls.c.id == poll_id).values(_values(conn, data, scope, now)))
     question_ids = select(poll_questions.c.id).where(poll_questions.c.poll_id == poll_id)
     conn.execute(delete(poll_options).where(poll_options.c.question_id.in_(question_ids)))

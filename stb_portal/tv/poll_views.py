@@ -135,6 +135,13 @@ def _sealed(request: web.Request, session: Session, poll: Poll, draft: Draft) ->
     return seal(request.app[SECRET_KEY], DRAFT, plain, _context(session, poll))
 
 
+def _link(request: web.Request, session: Session, poll: Poll, path: str, draft: Draft) -> str:
+    """A step of the poll (`path` below it) carrying `draft`, still changing a vote if
+    this page is."""
+    change = "&change=1" if request.query.get("change") == "1" else ""
+    return f"/tv/polls/{poll.id}{path}?d={_sealed(request, session, poll, draft)}{change}"
+
+
 def _draft(request: web.Request, session: Session, poll: Poll, start: frozenset[int]) -> Draft:
     """The draft in the link, or a fresh one starting from `start` (a damaged or
     another household's draft starts afresh too)."""
@@ -161,10 +168,9 @@ def _question(
     number, chosen = draft.question, set(draft.chosen)
     question = poll.questions[number]
     here = {o.id for o in question.options}
-    change = "&change=1" if request.query.get("change") == "1" else ""
 
     def link(path: str, then: Draft) -> str:
-        return f"/tv/polls/{poll.id}{path}?d={_sealed(request, session, poll, then)}{change}"
+        return _link(request, session, poll, path, then)
 
     def after(selection: set[int]) -> str:
         """Where this question leads once answered: the next one, or the confirmation."""
@@ -206,9 +212,9 @@ async def confirm(request: web.Request) -> web.Response:
     answers = [
         (question, [o for o in question.options if o.id in chosen]) for question in poll.questions
     ]
-    change = "&change=1" if request.query.get("change") == "1" else ""
-    last = Draft(len(poll.questions) - 1, None, frozenset(chosen))
-    back = f"/tv/polls/{poll.id}?d={_sealed(request, session, poll, last)}{change}"
+    back = _link(
+        request, session, poll, "", Draft(len(poll.questions) - 1, None, frozenset(chosen))
+    )
     return page(
         request, "tv/poll_confirm.html", session=session, poll=poll, answers=answers,
         a=_joined(set(chosen)), back=back,
