@@ -250,16 +250,14 @@ async def _manageable(
     a lawyer outside the area, or the list with a 403 for a village's staff."""
     if ident is not None:
         try:
-            lawyer = await request.app[DATABASE].run_read(
-                partial(lawyers.get, id=ident, scope=session.scope)
+            managed = await request.app[DATABASE].run_read(
+                partial(_managed, id=ident, scope=session.scope)
             )
         except NotFound as e:
             if entry is not None:
                 await refused(request, entry, e)
             raise web.HTTPNotFound() from e
-        if can_edit(session) and not await request.app[DATABASE].run_read(
-            partial(lawyers.manages, lawyer=lawyer, scope=session.scope)
-        ):
+        if can_edit(session) and not managed:
             if entry is not None:
                 await refused(request, entry, "the lawyer also serves villages outside the area")
             return await _lawyer_list(request, session, Problem("shared"), 403)
@@ -268,6 +266,11 @@ async def _manageable(
     if entry is not None:
         await refused(request, entry, "village staff may not change lawyers")
     return await _lawyer_list(request, session, Problem("forbidden"), 403)
+
+
+def _managed(conn: Connection, id: str, scope: Scope) -> bool:
+    """Whether every village of lawyer `id` lies in `scope` (NotFound when none does)."""
+    return lawyers.manages(conn, lawyers.get(conn, id, scope), scope)
 
 
 def _edit_context(

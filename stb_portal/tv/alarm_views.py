@@ -66,7 +66,7 @@ async def cancel(request: web.Request) -> web.Response:
         return page(request, "tv/not_found.html", session=session, status=404)
     try:
         await request.app[ALARMS].act(
-            alarm.id, "cancel", by=f"household {session.household}", source="tv",
+            alarm.id, "cancel", by=tv_session.actor(session), source="tv",
             household=session.household,
         )  # fmt: skip
     except InvalidTransition:

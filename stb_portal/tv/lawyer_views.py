@@ -140,7 +140,7 @@ async def book(request: web.Request) -> web.Response:
     db = request.app[DATABASE]
     book = partial(
         bookings.book, lawyer=lawyer, household=session.household, starts_at=starts_at,
-        topic=form.get("topic", ""), channel="tv", by=household_name(session), now=utcnow(),
+        topic=form.get("topic", ""), channel="tv", by=tv_session.actor(session), now=utcnow(),
     )  # fmt: skip
     try:
         made = await db.run_write(
@@ -208,7 +208,7 @@ async def cancel(request: web.Request) -> web.Response:
         return page(request, "tv/not_found.html", session=session, status=404)
     cancel = partial(
         bookings.cancel, id=booking.id, reason=form.get("reason", ""),
-        by=household_name(session), now=utcnow(), household=session.household,
+        by=tv_session.actor(session), now=utcnow(), household=session.household,
     )  # fmt: skip
     entry = _entry(request, session, "booking.cancel")
     try:
@@ -233,12 +233,8 @@ def moment(text: str) -> datetime | None:
     return datetime.fromtimestamp(stamp, UTC)
 
 
-def household_name(session: Session) -> str:
-    return f"household {session.household}"
-
-
 def _entry(request: web.Request, session: Session, action: str) -> audit.Entry:
-    return audit.Entry(actor=household_name(session), action=action, address=request.remote or "")
+    return audit.Entry(actor=tv_session.actor(session), action=action, address=request.remote or "")
 
 
 def _audited(

@@ -114,6 +114,11 @@ async def required(request: web.Request) -> Session:
     return session
 
 
+def actor(session: Session) -> str:
+    """Who a household's action is recorded as (alarms, bookings, the audit log)."""
+    return f"household {session.household}"
+
+
 def csrf_token(request: web.Request, session: Session) -> str:
     return derive(
         request.app[SECRET_KEY], "csrf", session.household, str(session.generation), length=32
