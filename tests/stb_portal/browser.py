@@ -116,6 +116,11 @@ def wait_until(page: Any, script: str, timeout_s: float = 10) -> None:
     raise AssertionError(f"{script!r} still false; page: {page.content()[:2000]}")
 
 
+def wait_focus(page: Any, element_id: str) -> None:
+    """Until the element with that id has the focus (the page's own, not XL's)."""
+    wait_until(page, f"document.activeElement && document.activeElement.id === {element_id!r}")
+
+
 def shot(page: Any, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
